@@ -1,0 +1,116 @@
+"""Transformer building blocks written with plain matmul/softmax so that they export to
+ONNX (opset >= 17) and TensorRT without custom ops, and run identically in both.
+
+Shapes: tokens are (B, S, D) float32; masks are additive float biases broadcastable to
+(B, heads, S_query, S_key), 0 where attention is allowed and a large negative value where
+it is not.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+NEG_INF = -1e9
+
+
+class MultiHeadAttention(nn.Module):
+    """Scaled dot-product attention with `heads` heads over width `dim`."""
+
+    def __init__(self, dim: int, heads: int, dropout: float = 0.0):
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f'attention width {dim} is not divisible by {heads} heads')
+        self.heads = heads
+        self.head_dim = dim // heads
+        self.q = nn.Linear(dim, dim)
+        self.kv = nn.Linear(dim, 2 * dim)
+        self.out = nn.Linear(dim, dim)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor,
+                bias: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B, Sq, D) attends to context (B, Sk, D); bias broadcast to (B, H, Sq, Sk)."""
+        b, sq, d = x.shape
+        sk = context.shape[1]
+        q = self.q(x).reshape(b, sq, self.heads, self.head_dim).transpose(1, 2)
+        k, v = self.kv(context).reshape(b, sk, 2, self.heads, self.head_dim).permute(
+            2, 0, 3, 1, 4).unbind(0)
+        scores = torch.matmul(q, k.transpose(-1, -2)) * (1.0 / math.sqrt(self.head_dim))
+        if bias is not None:
+            scores = scores + bias
+        attn = self.drop(torch.softmax(scores, dim=-1))
+        y = torch.matmul(attn, v).transpose(1, 2).reshape(b, sq, d)
+        return self.out(y)
+
+
+class FeedForward(nn.Module):
+    """Two-layer GELU MLP, width dim -> dim * ratio -> dim."""
+
+    def __init__(self, dim: int, ratio: float = 4.0, dropout: float = 0.0):
+        super().__init__()
+        hidden = int(dim * ratio)
+        self.net = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout),
+                                 nn.Linear(hidden, dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, S, D) -> (B, S, D)."""
+        return self.net(x)
+
+
+class EncoderBlock(nn.Module):
+    """Pre-norm self-attention block: x + Attn(LN(x)), then + FFN(LN(x))."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0, dropout: float = 0.0):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = MultiHeadAttention(dim, heads, dropout)
+        self.norm2 = nn.LayerNorm(dim)
+        self.ffn = FeedForward(dim, mlp_ratio, dropout)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, S, D) -> (B, S, D); bias (B or 1, 1, S, S) additive attention mask."""
+        h = self.norm1(x)
+        x = x + self.drop(self.attn(h, h, bias))
+        return x + self.drop(self.ffn(self.norm2(x)))
+
+
+class DecoderBlock(nn.Module):
+    """Pre-norm decoder block: self-attention over queries, cross-attention to memory, FFN."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0, dropout: float = 0.0):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.self_attn = MultiHeadAttention(dim, heads, dropout)
+        self.norm2 = nn.LayerNorm(dim)
+        self.cross_attn = MultiHeadAttention(dim, heads, dropout)
+        self.norm3 = nn.LayerNorm(dim)
+        self.ffn = FeedForward(dim, mlp_ratio, dropout)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, q: torch.Tensor, memory: torch.Tensor,
+                memory_bias: torch.Tensor | None = None) -> torch.Tensor:
+        """q (B, K, D) queries, memory (B, S, D); memory_bias (B, 1, 1, S)."""
+        h = self.norm1(q)
+        q = q + self.drop(self.self_attn(h, h))
+        q = q + self.drop(self.cross_attn(self.norm2(q), memory, memory_bias))
+        return q + self.drop(self.ffn(self.norm3(q)))
+
+
+def key_padding_bias(valid: torch.Tensor) -> torch.Tensor:
+    """(B, S) validity (1/True = attend) -> additive bias (B, 1, 1, S) float32."""
+    return (1.0 - valid.to(torch.float32))[:, None, None, :] * NEG_INF
+
+
+def sinusoidal_table(length: int, dim: int) -> torch.Tensor:
+    """Fixed 1-D sinusoidal position table, (length, dim) float32."""
+    pos = torch.arange(length, dtype=torch.float32)[:, None]
+    i = torch.arange(dim // 2, dtype=torch.float32)[None, :]
+    angle = pos / torch.pow(10000.0, 2 * i / dim)
+    table = torch.zeros(length, dim)
+    table[:, 0::2] = torch.sin(angle)
+    table[:, 1::2] = torch.cos(angle[:, : dim - dim // 2])
+    return table

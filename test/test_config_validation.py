@@ -1,0 +1,96 @@
+"""Configuration errors name the key path and, where there is a choice, the allowed values."""
+
+import copy
+
+import pytest
+
+from hybrid_vla_ros.model import load_model_config, parse_model_config
+from hybrid_vla_ros.schema import ConfigError, load_yaml
+
+from conftest import REPO
+
+
+@pytest.fixture(scope='module')
+def default_mapping():
+    return load_yaml(f'{REPO}/config/models/default.yaml')
+
+
+def _error(mapping):
+    with pytest.raises(ConfigError) as info:
+        parse_model_config(mapping)
+    return str(info.value)
+
+
+@pytest.mark.parametrize('name', ['default.yaml', 'early_fusion.yaml'])
+def test_shipped_model_configs_validate(name):
+    cfg = load_model_config(f'{REPO}/config/models/{name}')
+    assert cfg.action.chunk == 8
+    again = parse_model_config(cfg.to_mapping())
+    assert again.to_mapping() == cfg.to_mapping()
+    assert again.architecture_hash() == cfg.architecture_hash()
+
+
+def test_unknown_key_is_named(default_mapping):
+    m = copy.deepcopy(default_mapping)
+    m['fusion']['layerz'] = 3
+    msg = _error(m)
+    assert 'model.fusion.layerz' in msg and 'unknown key' in msg and 'layers' in msg
+
+
+def test_unknown_component_type_lists_choices(default_mapping):
+    m = copy.deepcopy(default_mapping)
+    m['decoder']['type'] = 'diffusion'
+    msg = _error(m)
+    assert 'model.decoder.type' in msg and "'diffusion'" in msg
+    assert 'mlp_chunk' in msg and 'transformer_chunk' in msg
+
+
+def test_wrong_value_type_is_named(default_mapping):
+    m = copy.deepcopy(default_mapping)
+    m['fusion']['layers'] = 'four'
+    msg = _error(m)
+    assert 'model.fusion.layers' in msg and 'integer' in msg and "'four'" in msg
+
+
+def test_out_of_range_value_is_named(default_mapping):
+    m = copy.deepcopy(default_mapping)
+    m['action']['chunk'] = 0
+    assert 'model.action.chunk' in _error(m)
+
+
+def test_nested_list_item_path(default_mapping):
+    m = copy.deepcopy(default_mapping)
+    m['observation']['cameras'][0]['height'] = 'tall'
+    assert 'model.observation.cameras[0].height' in _error(m)
+
+
+def test_heads_must_divide_dim(default_mapping):
+    m = copy.deepcopy(default_mapping)
+    m['fusion']['heads'] = 7
+    assert 'model.fusion.heads' in _error(m)
+
+
+def test_incompatible_composition_is_refused(default_mapping):
+    m = copy.deepcopy(default_mapping)
+    m['fusion'] = {'type': 'early'}
+    msg = _error(m)
+    assert 'model.vision.type' in msg and "'patch'" in msg
+
+
+def test_statistics_size_must_match(default_mapping):
+    m = copy.deepcopy(default_mapping)
+    m['normalization'] = {'action': {'mean': [0, 0], 'std': [1, 1]}}
+    assert 'model.normalization.action' in _error(m)
+
+
+def test_file_errors(tmp_path):
+    with pytest.raises(ConfigError, match='file not found'):
+        load_model_config(tmp_path / 'nope.yaml')
+    bad = tmp_path / 'bad.yaml'
+    bad.write_text('vision: [unclosed\n')
+    with pytest.raises(ConfigError, match='not valid YAML'):
+        load_model_config(bad)
+    wrong = tmp_path / 'wrong.yaml'
+    wrong.write_text('fusion:\n  type: transformer\n  dim: -3\n')
+    with pytest.raises(ConfigError, match=r'wrong\.yaml: model\.fusion\.dim'):
+        load_model_config(wrong)
