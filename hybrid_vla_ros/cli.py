@@ -15,6 +15,12 @@ from .schema import ConfigError
 
 _COMMANDS = []
 
+# Modules whose import registers more sub-commands (each owns the commands of its layer).
+COMMAND_MODULES: List[str] = [
+    'hybrid_vla_ros.export.commands',
+    'hybrid_vla_ros.inference.commands',
+]
+
 
 def command(name: str, help_text: str, arguments: Callable[[argparse.ArgumentParser], None]):
     """Register a sub-command: `arguments` adds its options, the decorated function runs it."""
@@ -63,6 +69,9 @@ def model_info(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every registered sub-command."""
+    import importlib
+    for module in COMMAND_MODULES:
+        importlib.import_module(module)
     parser = argparse.ArgumentParser(
         prog='hybrid-vla', description='Hybrid vision-language-action policies for ROS 2.')
     sub = parser.add_subparsers(dest='command', metavar='COMMAND')

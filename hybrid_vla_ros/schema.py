@@ -174,3 +174,12 @@ def load_yaml(path) -> dict:
     if not isinstance(data, dict):
         raise ConfigError(f'{path}: the top level must be a mapping, got {type(data).__name__}')
     return data
+
+
+def mapping_hash(mapping: Mapping, exclude=()) -> str:
+    """SHA-256 (hex, first 16 chars) of a mapping's canonical JSON, top-level keys in
+    `exclude` left out. Used to tie exported graphs to the configuration they came from."""
+    import hashlib
+    import json
+    doc = {k: v for k, v in mapping.items() if k not in exclude}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]

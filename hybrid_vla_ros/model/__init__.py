@@ -4,16 +4,26 @@ Typical use::
 
     from hybrid_vla_ros.model import load_model_config, build_policy
     policy = build_policy(load_model_config('config/models/default.yaml'))
+
+Names are imported lazily so that torch-free code (the onnxruntime inference path) can
+use ``hybrid_vla_ros.model.config`` without importing torch.
 """
 
-from .checkpoint import load_checkpoint, save_checkpoint
-from .config import ModelConfig, load_model_config, parse_model_config
-from .losses import e2e_loss, hybrid_objective, modular_losses
-from .policy import HybridPolicy, build_policy
-from .registry import available, register
+import importlib
 
-__all__ = [
-    'HybridPolicy', 'ModelConfig', 'available', 'build_policy', 'e2e_loss', 'hybrid_objective',
-    'load_checkpoint', 'load_model_config', 'modular_losses', 'parse_model_config', 'register',
-    'save_checkpoint',
-]
+_EXPORTS = {
+    'load_checkpoint': 'checkpoint', 'save_checkpoint': 'checkpoint',
+    'ModelConfig': 'config', 'load_model_config': 'config', 'parse_model_config': 'config',
+    'e2e_loss': 'losses', 'hybrid_objective': 'losses', 'modular_losses': 'losses',
+    'HybridPolicy': 'policy', 'build_policy': 'policy',
+    'available': 'registry', 'register': 'registry',
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name not in _EXPORTS:
+        raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+    module = importlib.import_module(f'.{_EXPORTS[name]}', __name__)
+    return getattr(module, name)

@@ -7,11 +7,9 @@ schema; the checkpoint adds the normalization statistics measured on its trainin
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 from typing import List, Optional
 
-from ..schema import ConfigError, from_mapping, load_yaml, spec, to_mapping
+from ..schema import ConfigError, from_mapping, load_yaml, mapping_hash, spec, to_mapping
 from .registry import ComponentSpec, parse_component
 
 
@@ -106,6 +104,9 @@ class LossSpec:
     modular_dim: int = spec(128, minimum=8, doc='width of the alignment embedding')
 
 
+# Training-only settings that do not change what the deployed graphs compute.
+HASH_EXCLUDED = ('loss',)
+
 COMPONENT_DEFAULTS = {
     'vision': {'type': 'cnn'},
     'language': {'type': 'hf_text'},
@@ -143,13 +144,12 @@ class ModelConfig:
         }
 
     def architecture_hash(self) -> str:
-        """SHA-256 (hex, 16 chars) of everything that shapes the network, not the statistics.
+        """Hash (16 hex chars) of everything the deployed graphs compute: the architecture,
+        the spec and the normalization statistics (not the training-only loss settings).
 
-        Exported graphs record it so a graph from another architecture is refused.
+        Exported graphs record it so a graph from another configuration is refused.
         """
-        arch = {k: v for k, v in self.to_mapping().items() if k not in ('loss',)}
-        blob = json.dumps(arch, sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
+        return mapping_hash(self.to_mapping(), exclude=HASH_EXCLUDED)
 
 
 _TOP_KEYS = ('observation', 'action', 'instruction_max_tokens', 'vision', 'language',
@@ -161,6 +161,9 @@ def parse_model_config(data: dict, path: str = 'model') -> ModelConfig:
 
     Raises `ConfigError` naming the key path of the first problem found.
     """
+    # The built-in components register themselves on import (they need torch; the
+    # torch-free inference path uses only the spec dataclasses above).
+    from . import decoders, fusion, language, vision  # noqa: F401
     if not isinstance(data, dict):
         raise ConfigError(f'{path}: expected a mapping, got {data!r}')
     unknown = sorted(set(data) - set(_TOP_KEYS))

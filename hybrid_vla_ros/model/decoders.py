@@ -71,7 +71,7 @@ class TransformerChunkDecoder(nn.Module):
         """FusedTokens -> (B, K, A)."""
         b = fused.tokens.shape[0]
         q = self.queries.expand(b, -1, -1)
-        bias = key_padding_bias(fused.valid)
+        bias = key_padding_bias(fused.valid, fused.tokens.dtype)
         for block in self.blocks:
             q = block(q, fused.tokens, bias)
         return self.head(self.norm(q))

@@ -90,7 +90,7 @@ class TransformerFusion(nn.Module):
         parts = [self.vision_in(visual) + self.type_embedding[0],
                  self.language_in(language) + self.type_embedding[1]]
         ones = visual.new_ones(b, visual.shape[1])
-        valid = [ones, language_mask.to(torch.float32)]
+        valid = [ones, language_mask.to(visual.dtype)]
         if self.proprio_in is not None:
             parts.append(self.proprio_in(proprio)[:, None, :] + self.type_embedding[2])
             valid.append(visual.new_ones(b, 1))
@@ -98,7 +98,7 @@ class TransformerFusion(nn.Module):
         valid.append(visual.new_ones(b, self.num_readouts))
         x = torch.cat(parts, dim=1)
         valid_t = torch.cat(valid, dim=1)
-        bias = self.structure_bias + key_padding_bias(valid_t)
+        bias = self.structure_bias + key_padding_bias(valid_t, x.dtype)
         for block in self.blocks:
             x = block(x, bias)
         x = self.norm(x)

@@ -93,7 +93,7 @@ class LearnedTextEncoder(nn.Module):
         """(B, L) int64 ids, (B, L) int64 mask -> (B, L, dim) float32."""
         x = self.embed(torch.remainder(token_ids, self.buckets))
         x = x + self.position[: token_ids.shape[1]]
-        bias = key_padding_bias(mask)
+        bias = key_padding_bias(mask, x.dtype)
         for block in self.blocks:
             x = block(x, bias)
         return self.norm(x)

@@ -13,7 +13,9 @@ import math
 import torch
 from torch import nn
 
-NEG_INF = -1e9
+# Large enough to zero a softmax entry, small enough that two of them still fit in float16
+# (exported fp16 graphs): -3e4 + -3e4 > -65504.
+NEG_INF = -3.0e4
 
 
 class MultiHeadAttention(nn.Module):
@@ -100,9 +102,9 @@ class DecoderBlock(nn.Module):
         return q + self.drop(self.ffn(self.norm3(q)))
 
 
-def key_padding_bias(valid: torch.Tensor) -> torch.Tensor:
-    """(B, S) validity (1/True = attend) -> additive bias (B, 1, 1, S) float32."""
-    return (1.0 - valid.to(torch.float32))[:, None, None, :] * NEG_INF
+def key_padding_bias(valid: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """(B, S) validity (1/True = attend) -> additive bias (B, 1, 1, S) of `dtype`."""
+    return (1.0 - valid.to(dtype))[:, None, None, :] * NEG_INF
 
 
 def sinusoidal_table(length: int, dim: int) -> torch.Tensor:

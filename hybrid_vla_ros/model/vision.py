@@ -69,7 +69,7 @@ class VisionEncoder(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """images (B, N, H, W, 3) uint8 -> visual tokens (B, N*T_cam, D) float32."""
         b, n, h, w, _ = images.shape
-        frames = images.reshape(b * n, h, w, 3).permute(0, 3, 1, 2).to(torch.float32)
+        frames = images.reshape(b * n, h, w, 3).permute(0, 3, 1, 2).to(self.pixel_mean.dtype)
         frames = (frames - self.pixel_mean) / self.pixel_std
         tokens = self.encode_frames(frames)
         tokens = tokens.reshape(b, n, self.tokens_per_camera, self.out_dim)
