@@ -19,6 +19,7 @@ _COMMANDS = []
 COMMAND_MODULES: List[str] = [
     'hybrid_vla_ros.export.commands',
     'hybrid_vla_ros.inference.commands',
+    'hybrid_vla_ros.training.commands',
 ]
 
 
@@ -97,4 +98,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    # `python -m hybrid_vla_ros.cli` (e.g. under torchrun): run the imported module's main so
+    # that sub-commands register on the same module object.
+    from hybrid_vla_ros.cli import main as _main
+    sys.exit(_main())

@@ -82,14 +82,16 @@ def hybrid_objective(policy: HybridPolicy, batch: Dict[str, torch.Tensor],
     """Forward `batch` and compute ``L = lambda_e2e * L_e2e + lambda_modular * L_modular``.
 
     `batch` holds ``images`` (B, N, H, W, 3) uint8, ``token_ids`` / ``mask`` (B, L) int64,
-    ``proprio`` (B, P), ``actions`` (B, K, A) robot units, ``action_valid`` (B, K) bool.
+    ``proprio`` (B, P), ``actions`` (B, K, A) robot units, ``action_valid`` (B, K) bool, and
+    optionally ``language_tokens`` (B, L, Dl) precomputed by a frozen language encoder.
     Lambdas default to the config's. Returns ``loss`` and every term (``e2e``,
     ``modular`` and its parts), each a scalar tensor.
     """
     cfg = policy.cfg.loss
     l1 = cfg.lambda_e2e if lambda_e2e is None else lambda_e2e
     l2 = cfg.lambda_modular if lambda_modular is None else lambda_modular
-    out = policy(batch['images'], batch['token_ids'], batch['mask'], batch['proprio'])
+    out = policy(batch['images'], batch['token_ids'], batch['mask'], batch['proprio'],
+                 batch.get('language_tokens'))
     target = policy.normalize_actions(batch['actions'])
     terms = {'e2e': e2e_loss(out['actions'], target, batch['action_valid'])}
     if l2 > 0:

@@ -102,12 +102,15 @@ class HybridPolicy(nn.Module):
 
     # ------------------------------------------------------------------ whole model
     def forward(self, images: torch.Tensor, token_ids: torch.Tensor, mask: torch.Tensor,
-                proprio: torch.Tensor) -> Dict[str, torch.Tensor]:
+                proprio: torch.Tensor,
+                language_tokens: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
         """Training forward pass. Returns ``actions`` (B, K, A) normalized, plus the
         intermediate ``visual`` (B, T, Dv) and ``language`` (B, L, Dl) tokens that the
-        modular objectives use."""
+        modular objectives use. `language_tokens` (B, L, Dl), when given, replaces the
+        language encoder (a trainer caches a frozen encoder's output per instruction)."""
         visual = self.encode_vision(images)
-        lang = self.encode_language(token_ids, mask)
+        lang = (self.encode_language(token_ids, mask) if language_tokens is None
+                else language_tokens)
         actions = self.core_normalized(visual, lang, mask, proprio)
         return {'actions': actions, 'visual': visual, 'language': lang, 'mask': mask}
 

@@ -1,0 +1,33 @@
+"""``hybrid-vla train``: train a policy on rosbag2 episodes."""
+
+from __future__ import annotations
+
+from ..cli import command
+
+
+def _train_args(p) -> None:
+    p.add_argument('--config', required=True, help='training YAML (config/train/*.yaml)')
+    p.add_argument('--data', nargs='+', required=True,
+                   help='rosbag2 episode directories, or folders searched for them')
+    p.add_argument('--out', required=True, help='output directory (checkpoints, metrics)')
+    p.add_argument('--resume', action='store_true',
+                   help='continue the run in --out from its last checkpoint')
+
+
+@command('train', 'train a policy (e2e, staged or hybrid strategy) on rosbag2 episodes; '
+         'works under torchrun for DDP', _train_args)
+def train(args) -> int:
+    """Run training; a non-finite loss ends with exit code 3 and the step named."""
+    import sys
+
+    from .trainer import TrainingError, train
+    try:
+        trainer = train(args.config, args.data, args.out, resume=args.resume)
+    except TrainingError as exc:
+        print(f'hybrid-vla train: stopped: {exc}', file=sys.stderr)
+        return 3
+    if trainer.dist.is_main:
+        out = trainer.out
+        print(f'done: checkpoints in {out}/last and {out}/best, metrics in '
+              f'{out}/metrics.jsonl')
+    return 0

@@ -1,0 +1,153 @@
+"""The training configuration (``config/train/*.yaml``), validated at load time.
+
+A training YAML names the model (a model YAML path or an inline mapping), the dataset's
+topic map, and the optimisation: strategy, stages, λ's, freezing, schedule, AdamW, gradient
+clipping, seeding. The strategies are presets of stages:
+
+- ``e2e``: one stage, ``L_e2e`` only, everything trainable.
+- ``hybrid``: one stage, ``λ1·L_e2e + λ2·L_modular`` throughout, everything trainable.
+- ``staged``: stage 1 trains the modular components (vision, language, modular heads) on
+  ``L_modular`` only; stage 2 trains fusion and decoder on ``L_e2e`` with the encoders
+  frozen; an optional stage 3 fine-tunes everything at a lower learning rate.
+
+``stages`` may be written out to change any of this.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, List, Optional
+
+from ..schema import ConfigError, from_mapping, load_yaml, spec, to_mapping
+
+PARTS = ('vision', 'language', 'fusion', 'decoder', 'modular')
+STRATEGIES = ('e2e', 'staged', 'hybrid')
+
+
+@dataclasses.dataclass
+class StageConfig:
+    """One training stage: which parts learn, with which loss weights, for how long."""
+
+    name: str = spec(doc='stage name, shown in logs and metrics')
+    epochs: float = spec(1.0, minimum=0.0, doc='passes over the training split (fractions ok)')
+    lambda_e2e: float = spec(1.0, minimum=0.0, doc='weight of L_e2e in this stage')
+    lambda_modular: float = spec(0.0, minimum=0.0, doc='weight of L_modular in this stage')
+    train: List[str] = spec(default_factory=lambda: list(PARTS),
+                            doc=f'parts that learn; the rest are frozen ({", ".join(PARTS)})')
+    lr_scale: float = spec(1.0, minimum=0.0, doc='multiplies the base learning rate')
+
+    def validate(self, path: str) -> None:
+        """Parts must be known; a stage must train something with some loss."""
+        for i, part in enumerate(self.train):
+            if part not in PARTS:
+                raise ConfigError(f'{path}.train[{i}]: {part!r} is not a part; choose from '
+                                  f'{", ".join(PARTS)}')
+        if self.lambda_e2e == 0 and self.lambda_modular == 0:
+            raise ConfigError(f'{path}: lambda_e2e and lambda_modular are both 0')
+
+
+@dataclasses.dataclass
+class DataConfig:
+    """Where samples come from and how they are split."""
+
+    topic_map: str = spec('config/data/metaworld.yaml', doc='topic map YAML')
+    val_fraction: float = spec(0.1, minimum=0.0, maximum=0.9,
+                               doc='fraction of episodes held out for validation')
+    cache_dir: Optional[str] = spec(None, doc='on-disk decoded-episode cache directory')
+    augment_shift: int = spec(4, minimum=0, doc='random image shift, pixels (0 = off)')
+    num_workers: int = spec(0, minimum=0, doc='DataLoader worker processes')
+
+
+@dataclasses.dataclass
+class OptimConfig:
+    """Optimisation settings shared by every stage."""
+
+    strategy: str = spec('hybrid', choices=STRATEGIES, doc='e2e | staged | hybrid')
+    seed: int = spec(0, doc='seeds torch, numpy, the split and shuffling')
+    batch_size: int = spec(64, minimum=1, doc='samples per step (per process under DDP)')
+    epochs: float = spec(10.0, minimum=0.0, doc='epochs of the single stage (e2e, hybrid)')
+    lr: float = spec(3e-4, minimum=0.0, doc='AdamW base learning rate')
+    weight_decay: float = spec(0.01, minimum=0.0, doc='AdamW weight decay')
+    betas: List[float] = spec(default_factory=lambda: [0.9, 0.999], doc='AdamW betas')
+    warmup_steps: int = spec(200, minimum=0, doc='linear warm-up at the start of each stage')
+    schedule: str = spec('cosine', choices=('cosine', 'constant'),
+                         doc='learning-rate schedule after warm-up, per stage')
+    min_lr_ratio: float = spec(0.05, minimum=0.0, maximum=1.0,
+                               doc='cosine floor as a fraction of the stage learning rate')
+    grad_clip: float = spec(1.0, minimum=0.0, doc='max gradient norm (0 = no clipping)')
+    lambda_e2e: float = spec(1.0, minimum=0.0, doc='hybrid / e2e: weight of L_e2e')
+    lambda_modular: float = spec(0.1, minimum=0.0, doc='hybrid: weight of L_modular')
+    stages: Optional[List[StageConfig]] = spec(None, doc='explicit stages (override the '
+                                                         'strategy preset)')
+    staged_epochs: List[float] = spec(default_factory=lambda: [2.0, 8.0, 2.0],
+                                      doc='staged preset: epochs of stages 1, 2 and 3 '
+                                          '(stage 3 skipped when 0)')
+    finetune_lr_scale: float = spec(0.1, minimum=0.0, doc='staged preset: stage 3 lr scale')
+    log_every: int = spec(20, minimum=1, doc='steps between metric records')
+    threads: int = spec(0, minimum=0, doc='torch intra-op threads (0 = all cores)')
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """A whole training run: model, data and optimisation."""
+
+    model: Any
+    data: DataConfig
+    optim: OptimConfig
+    source: Optional[str] = None
+
+    def stages(self) -> List[StageConfig]:
+        """The stages to run, from `optim.stages` or the strategy preset."""
+        o = self.optim
+        if o.stages:
+            return list(o.stages)
+        if o.strategy == 'e2e':
+            return [StageConfig('e2e', o.epochs, o.lambda_e2e, 0.0, list(PARTS))]
+        if o.strategy == 'hybrid':
+            return [StageConfig('hybrid', o.epochs, o.lambda_e2e, o.lambda_modular, list(PARTS))]
+        e1, e2, e3 = (list(o.staged_epochs) + [0.0, 0.0, 0.0])[:3]
+        stages = [
+            StageConfig('modular', e1, 0.0, 1.0, ['vision', 'language', 'modular']),
+            StageConfig('compose', e2, 1.0, 0.0, ['fusion', 'decoder']),
+        ]
+        if e3 > 0:
+            stages.append(StageConfig('finetune', e3, o.lambda_e2e, o.lambda_modular,
+                                      list(PARTS), o.finetune_lr_scale))
+        return stages
+
+    def to_mapping(self) -> dict:
+        """The YAML form (with the model mapping inlined)."""
+        return {'model': self.model, 'data': to_mapping(self.data),
+                'optim': to_mapping(self.optim)}
+
+
+def load_train_config(path) -> TrainConfig:
+    """Read and validate a training YAML; the model may be a path (relative to the YAML's
+    directory or the working directory) or an inline mapping."""
+    data = load_yaml(path)
+    unknown = sorted(set(data) - {'model', 'data', 'optim'})
+    if unknown:
+        raise ConfigError(f'{path}: {unknown[0]}: unknown key; allowed keys here: model, '
+                          'data, optim')
+    model = data.get('model', 'config/models/default.yaml')
+    if isinstance(model, str):
+        candidates = [Path(model), Path(path).parent / model]
+        found = next((c for c in candidates if c.is_file()), None)
+        if found is None:
+            raise ConfigError(f'{path}: model: {model} not found (looked in the working '
+                              f'directory and next to {path})')
+        model = load_yaml(found)
+        model = model.get('model', model)
+    elif not isinstance(model, dict):
+        raise ConfigError(f'{path}: model: expected a path or a mapping, got {model!r}')
+    try:
+        cfg = TrainConfig(model=model, data=from_mapping(DataConfig, data.get('data'), 'data'),
+                          optim=from_mapping(OptimConfig, data.get('optim'), 'optim'),
+                          source=str(path))
+    except ConfigError as exc:
+        raise ConfigError(f'{path}: {exc}') from None
+    if cfg.optim.strategy == 'staged' and not cfg.optim.stages and sum(
+            cfg.optim.staged_epochs[:2]) == 0:
+        raise ConfigError(f'{path}: optim.staged_epochs: stages 1 and 2 have no epochs')
+    return cfg

@@ -1,0 +1,444 @@
+"""The training loop: stages, AdamW with warm-up + cosine, clipping, checkpoints, resume,
+NaN guard, metrics, and DDP when launched under ``torchrun``.
+
+Output directory layout::
+
+    OUT/last/        checkpoint after the latest finished epoch (+ training_state.pt)
+    OUT/best/        checkpoint with the lowest validation L_e2e so far
+    OUT/metrics.jsonl one JSON record per logged step, per validation and per stage end
+    OUT/train_config.yaml the resolved training configuration
+
+``last`` and ``best`` are ordinary checkpoints (config.yaml + model.safetensors) that
+``hybrid-vla export`` and every backend accept.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import shutil
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+import yaml
+from torch import nn
+
+from ..data.dataset import EpisodeDataset
+from ..data.torch_data import collate, make_loader
+from ..model import build_policy, load_checkpoint, parse_model_config, save_checkpoint
+from ..model.config import Stats
+from ..model.losses import hybrid_objective
+from ..schema import ConfigError
+from .config import PARTS, StageConfig, TrainConfig
+from .distributed import Distributed
+
+STATE_FILE = 'training_state.pt'
+
+
+class TrainingError(RuntimeError):
+    """Training stopped (e.g. a non-finite loss); the message says where and why."""
+
+
+class _Objective(nn.Module):
+    """The whole objective as one module, so DDP sees every parameter used in forward."""
+
+    def __init__(self, policy):
+        super().__init__()
+        self.policy = policy
+
+    def forward(self, batch: Dict[str, torch.Tensor], lambda_e2e: float,
+                lambda_modular: float) -> Dict[str, torch.Tensor]:
+        return hybrid_objective(self.policy, batch, lambda_e2e, lambda_modular)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def set_trainable(policy, parts: Sequence[str]) -> List[nn.Parameter]:
+    """Make exactly `parts` trainable (config-frozen pretrained encoders stay frozen);
+    return the trainable parameters."""
+    params = []
+    for part in PARTS:
+        module = getattr(policy, part)
+        for name, p in module.named_parameters():
+            frozen_by_config = _frozen_by_config(policy, part, name)
+            p.requires_grad_(part in parts and not frozen_by_config)
+            if p.requires_grad:
+                params.append(p)
+    return params
+
+
+def _frozen_by_config(policy, part: str, name: str) -> bool:
+    module = getattr(policy, part)
+    if getattr(module, 'frozen', False):
+        inner = 'encoder.' if part == 'language' else 'backbone.'
+        return name.startswith(inner)
+    return False
+
+
+def lr_factor(step: int, total: int, warmup: int, schedule: str, floor: float) -> float:
+    """Learning-rate multiplier at `step` of a stage of `total` steps."""
+    if warmup and step < warmup:
+        return (step + 1) / warmup
+    if schedule == 'constant' or total <= warmup:
+        return 1.0
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def shift_augment(images: torch.Tensor, pad: int, generator: torch.Generator) -> torch.Tensor:
+    """Random shift of every image by up to `pad` pixels (edge-replicated), (B, N, H, W, 3)
+    uint8 -> same shape. The same shift is applied to all cameras of one sample."""
+    if pad <= 0:
+        return images
+    b, n, h, w, c = images.shape
+    x = images.permute(0, 1, 4, 2, 3).reshape(b, n * c, h, w).float()
+    x = nn.functional.pad(x, (pad, pad, pad, pad), mode='replicate')
+    dx = torch.randint(0, 2 * pad + 1, (b,), generator=generator)
+    dy = torch.randint(0, 2 * pad + 1, (b,), generator=generator)
+    out = torch.stack([x[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w] for i in range(b)])
+    return out.reshape(b, n, c, h, w).permute(0, 1, 3, 4, 2).to(torch.uint8).contiguous()
+
+
+class LanguageCache:
+    """Language tokens of a frozen language encoder, computed once per distinct instruction
+    (the encoder is the most expensive part per sample and its output never changes)."""
+
+    def __init__(self, policy):
+        self.policy = policy
+        self.cache: Dict[str, torch.Tensor] = {}
+
+    @staticmethod
+    def applies(policy) -> bool:
+        """True when the language encoder has no trainable parameter."""
+        return not any(p.requires_grad for p in policy.language.parameters())
+
+    def __call__(self, texts: Sequence[str]) -> torch.Tensor:
+        """(B,) instructions -> (B, L, Dl) float32 tokens."""
+        missing = sorted({t for t in texts if t not in self.cache})
+        if missing:
+            ids, mask = self.policy.tokenize(missing)
+            with torch.no_grad():
+                out = self.policy.encode_language(ids, mask)
+            for t, tokens in zip(missing, out, strict=True):
+                self.cache[t] = tokens
+        return torch.stack([self.cache[t] for t in texts])
+
+
+def build_from_data(cfg: TrainConfig, dataset: EpisodeDataset):
+    """The policy for `cfg.model`, with observation/action spec and normalization
+    statistics taken from the dataset (a mismatch with an explicit spec is an error)."""
+    model = dict(cfg.model)
+    obs = dict(model.get('observation') or {})
+    act = dict(model.get('action') or {})
+    size = list(dataset.topic_map.image_size)
+    obs['cameras'] = [{'name': name, 'height': size[0], 'width': size[1]}
+                      for name in dataset.cameras]
+    obs['proprio_dim'] = len(dataset.proprio_names)
+    obs['proprio_names'] = list(dataset.proprio_names)
+    act['dim'] = len(dataset.action_names)
+    act['names'] = list(dataset.action_names)
+    if act.get('chunk', dataset.chunk) != dataset.chunk:
+        raise ConfigError(f'model.action.chunk is {act["chunk"]} but the topic map\'s chunk is '
+                          f'{dataset.chunk}; make them equal')
+    act['chunk'] = dataset.chunk
+    model['observation'], model['action'] = obs, act
+    norm = dataset.normalization()
+    model['normalization'] = norm
+    policy = build_policy(parse_model_config(model))
+    policy.set_normalization(Stats(**norm['action']), Stats(**norm['proprio']))
+    return policy
+
+
+def _batch_to(batch: Dict, policy, language_cache: Optional[LanguageCache],
+              augment: int, generator: torch.Generator, training: bool) -> Dict:
+    out = dict(batch)
+    if training:
+        out['images'] = shift_augment(batch['images'], augment, generator)
+    ids, mask = policy.tokenize(batch['instruction'])
+    out['token_ids'], out['mask'] = ids, mask
+    if language_cache is not None:
+        out['language_tokens'] = language_cache(batch['instruction'])
+    return out
+
+
+class Trainer:
+    """Runs a `TrainConfig` over datasets into an output directory (see module docstring).
+
+    `log` receives human-readable lines; `progress` enables tqdm bars (rank 0 only).
+    """
+
+    def __init__(self, cfg: TrainConfig, data: Sequence[str], out, resume: bool = False,
+                 progress: bool = True, log=print):
+        self.cfg, self.out = cfg, Path(out)
+        self.dist = Distributed.from_environment()
+        self.log = log if self.dist.is_main else (lambda *_: None)
+        self.progress = progress and self.dist.is_main
+        o = cfg.optim
+        if o.threads:
+            torch.set_num_threads(o.threads)
+        seed_everything(o.seed + self.dist.rank)
+        self.dataset = EpisodeDataset(data, cfg.data.topic_map, val_fraction=cfg.data.val_fraction,
+                                      seed=o.seed, cache_dir=cfg.data.cache_dir,
+                                      progress=self.progress)
+        if len(self.dataset.train) == 0:
+            raise ConfigError('the training split is empty: give more episodes or lower '
+                              'data.val_fraction')
+        self.log(f'data: {self.dataset.summary}')
+        self.stages = cfg.stages()
+        self.state = {'stage': 0, 'stage_step': 0, 'global_step': 0, 'epoch_in_stage': 0,
+                      'best_val': float('inf')}
+        if resume:
+            self.policy = self._resume()
+        else:
+            if (self.out / 'last').exists():
+                raise ConfigError(f'{self.out} already holds a training run; pass --resume '
+                                  'to continue it or choose another --out')
+            self.policy = build_from_data(cfg, self.dataset)
+        self.policy.train()
+        self.generator = torch.Generator().manual_seed(o.seed + 1000 * self.dist.rank)
+        if self.dist.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / 'train_config.yaml').write_text(
+                yaml.safe_dump(cfg.to_mapping(), sort_keys=False), encoding='utf-8')
+        self.metrics_path = self.out / 'metrics.jsonl'
+
+    # ------------------------------------------------------------------ resume
+    def _resume(self):
+        last = self.out / 'last'
+        state_file = last / STATE_FILE
+        if not state_file.is_file():
+            raise ConfigError(f'--resume: {state_file} not found; nothing to resume in '
+                              f'{self.out}')
+        saved_cfg = yaml.safe_load((self.out / 'train_config.yaml').read_text())
+        wanted = self.cfg.to_mapping()
+        for key in ('model', 'data', 'optim'):
+            if _without_runtime(saved_cfg.get(key), key) != _without_runtime(wanted[key], key):
+                raise ConfigError(
+                    f'--resume: the training config\'s "{key}" section differs from the one '
+                    f'{self.out} was started with ({self.out / "train_config.yaml"}); resume '
+                    'with the same config or start a new --out')
+        policy = load_checkpoint(last)
+        self._resume_state = torch.load(state_file, map_location='cpu', weights_only=False)
+        self.state.update(self._resume_state['progress'])
+        self.log(f'resuming from {last}: stage {self.state["stage"] + 1}, step '
+                 f'{self.state["global_step"]}')
+        return policy
+
+    # ------------------------------------------------------------------ main loop
+    def run(self) -> Path:
+        """Train every remaining stage; return the output directory."""
+        for index in range(self.state['stage'], len(self.stages)):
+            self.state['stage'] = index
+            self._run_stage(self.stages[index])
+            self.state.update(stage=index + 1, stage_step=0, epoch_in_stage=0)
+        if self.dist.world_size > 1:
+            checksums = self.dist.all_gather_object(weights_checksum(self.policy))
+            self._record({'event': 'ddp_weights_checksum', 'per_rank': checksums})
+            if len(set(checksums)) != 1:
+                raise TrainingError(f'DDP ranks diverged: weight checksums {checksums}')
+        self.dist.barrier()
+        self.dist.shutdown()
+        return self.out
+
+    def _run_stage(self, stage: StageConfig) -> None:
+        o, data_cfg = self.cfg.optim, self.cfg.data
+        params = set_trainable(self.policy, stage.train)
+        if not params:
+            raise ConfigError(f'stage {stage.name!r}: no trainable parameter in parts '
+                              f'{stage.train}')
+        cache = LanguageCache(self.policy) if LanguageCache.applies(self.policy) else None
+        objective = self.dist.wrap(_Objective(self.policy))
+        optimizer = torch.optim.AdamW(params, lr=o.lr * stage.lr_scale,
+                                      weight_decay=o.weight_decay, betas=tuple(o.betas))
+        sampler = self.dist.sampler(self.dataset.train, seed=o.seed)
+        steps_per_epoch = len(self._loader(sampler, 0))
+        if steps_per_epoch == 0:
+            raise ConfigError(f'the training split has {len(self.dataset.train)} samples, '
+                              f'fewer than one batch of {o.batch_size}; lower '
+                              'optim.batch_size')
+        total = max(1, int(round(stage.epochs * steps_per_epoch)))
+        if self.state['stage_step'] and getattr(self, '_resume_state', None):
+            optimizer.load_state_dict(self._resume_state['optimizer'])
+            torch.set_rng_state(self._resume_state['torch_rng'])
+            self._resume_state = None
+        self.log(f'stage {self.state["stage"] + 1}/{len(self.stages)} {stage.name}: '
+                 f'{total} steps ({stage.epochs:g} epochs x {steps_per_epoch}), training '
+                 f'{", ".join(stage.train)}; λ_e2e={stage.lambda_e2e:g} '
+                 f'λ_modular={stage.lambda_modular:g}')
+        bar = None
+        if self.progress:
+            from tqdm import tqdm
+            bar = tqdm(total=total, initial=self.state['stage_step'], desc=stage.name,
+                       dynamic_ncols=True)
+        t_start, samples = time.monotonic(), 0
+        epoch = self.state['epoch_in_stage']
+        while self.state['stage_step'] < total:
+            loader = self._loader(sampler, epoch)
+            skip = self.state['stage_step'] - epoch * steps_per_epoch
+            for i, batch in enumerate(loader):
+                if i < skip:
+                    continue
+                if self.state['stage_step'] >= total:
+                    break
+                factor = lr_factor(self.state['stage_step'], total, o.warmup_steps,
+                                   o.schedule, o.min_lr_ratio)
+                for group in optimizer.param_groups:
+                    group['lr'] = o.lr * stage.lr_scale * factor
+                b = _batch_to(batch, self.policy, cache, data_cfg.augment_shift,
+                              self.generator, training=True)
+                terms = objective(b, stage.lambda_e2e, stage.lambda_modular)
+                loss = terms['loss']
+                if not torch.isfinite(loss):
+                    self._non_finite(terms, batch)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if o.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(params, o.grad_clip)
+                optimizer.step()
+                self.state['stage_step'] += 1
+                self.state['global_step'] += 1
+                samples += len(batch['instruction']) * self.dist.world_size
+                values = {k: float(v.detach()) for k, v in terms.items()}
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix({k: f'{v:.3f}' for k, v in values.items()})
+                if self.state['global_step'] % o.log_every == 0:
+                    rate = samples / max(1e-9, time.monotonic() - t_start)
+                    self._record({'event': 'train', 'stage': stage.name,
+                                  'step': self.state['global_step'],
+                                  'lr': optimizer.param_groups[0]['lr'],
+                                  'samples_per_s': rate, **values})
+            epoch += 1
+            self.state['epoch_in_stage'] = epoch
+            self._end_of_epoch(stage, optimizer, cache)
+        if bar is not None:
+            bar.close()
+        elapsed = time.monotonic() - t_start
+        self._record({'event': 'stage_end', 'stage': stage.name,
+                      'step': self.state['global_step'], 'seconds': elapsed,
+                      'samples_per_s': samples / max(1e-9, elapsed)})
+
+    def _loader(self, sampler, epoch: int):
+        """The training loader of one epoch; its order depends only on (seed, stage, epoch),
+        so a resumed run sees the same order."""
+        o = self.cfg.optim
+        if sampler is None:
+            seed = o.seed + 1000 * self.state['stage'] + epoch
+            return make_loader(self.dataset.train, o.batch_size, shuffle=True, seed=seed,
+                               num_workers=self.cfg.data.num_workers, drop_last=True)
+        sampler.set_epoch(1000 * self.state['stage'] + epoch)
+        return torch.utils.data.DataLoader(
+            self.dataset.train, batch_size=o.batch_size, sampler=sampler, collate_fn=collate,
+            num_workers=self.cfg.data.num_workers, drop_last=True)
+
+    # ------------------------------------------------------------------ epoch end
+    def _end_of_epoch(self, stage: StageConfig, optimizer, cache) -> None:
+        val = self.validate(stage, cache)
+        record = {'event': 'validation', 'stage': stage.name,
+                  'step': self.state['global_step'], **{f'val_{k}': v for k, v in val.items()}}
+        self._record(record)
+        if self.dist.is_main:
+            msg = ', '.join(f'{k} {v:.4f}' for k, v in val.items())
+            self.log(f'{stage.name} epoch {self.state["epoch_in_stage"]}: validation {msg}')
+            # Only stages that train the action path compete for "best".
+            metric = val.get('e2e', float('inf'))
+            if stage.lambda_e2e > 0 and metric < self.state['best_val']:
+                self.state['best_val'] = metric
+                self._save('best', optimizer)
+            self._save('last', optimizer)
+        self.dist.barrier()
+
+    @torch.no_grad()
+    def validate(self, stage: StageConfig, cache) -> Dict[str, float]:
+        """Mean loss terms over the validation split (or the training split when there is
+        no validation episode), with the model in eval mode."""
+        split = self.dataset.validation if len(self.dataset.validation) else self.dataset.train
+        loader = make_loader(split, self.cfg.optim.batch_size, shuffle=False)
+        self.policy.eval()
+        sums: Dict[str, float] = {}
+        count = 0
+        for batch in loader:
+            b = _batch_to(batch, self.policy, cache, 0, self.generator, training=False)
+            terms = hybrid_objective(self.policy, b, 1.0, stage.lambda_modular)
+            n = len(batch['instruction'])
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + float(v) * n
+            count += n
+        self.policy.train()
+        return {k: v / max(1, count) for k, v in sums.items()}
+
+    def _save(self, name: str, optimizer) -> None:
+        target = self.out / name
+        tmp = self.out / f'{name}.tmp'
+        shutil.rmtree(tmp, ignore_errors=True)
+        save_checkpoint(self.policy, tmp, extra={
+            'training': {'strategy': self.cfg.optim.strategy,
+                         'stage': self.stages[min(self.state['stage'], len(self.stages) - 1)].name,
+                         'global_step': self.state['global_step'],
+                         'config': self.cfg.source,
+                         'episodes': {'train': len(self.dataset.train_episodes),
+                                      'validation': len(self.dataset.validation_episodes)}}})
+        torch.save({'progress': dict(self.state), 'optimizer': optimizer.state_dict(),
+                    'torch_rng': torch.get_rng_state()}, tmp / STATE_FILE)
+        shutil.rmtree(target, ignore_errors=True)
+        tmp.replace(target)
+
+    def _non_finite(self, terms: Dict[str, torch.Tensor], batch: Dict) -> None:
+        bad = [k for k, v in terms.items() if not torch.isfinite(v)]
+        episodes = sorted({int(e) for e in batch['episode']})
+        paths = [self.dataset.episodes[e].path for e in episodes][:5]
+        raise TrainingError(
+            f'non-finite loss ({", ".join(bad)}) at global step {self.state["global_step"] + 1} '
+            f'(stage {self.stages[self.state["stage"]].name}); the batch came from episodes '
+            f'{paths}; the last good checkpoint is {self.out / "last"} (if an epoch finished)')
+
+    def _record(self, record: dict) -> None:
+        if not self.dist.is_main:
+            return
+        record = {'time': time.time(), **record}
+        with open(self.metrics_path, 'a', encoding='utf-8') as f:
+            f.write(json.dumps(record) + '\n')
+
+
+def _without_runtime(section, key):
+    """A config section minus keys that may change between a run and its resume."""
+    if not isinstance(section, dict):
+        return section
+    drop = {'data': ('num_workers', 'cache_dir'), 'optim': ('threads', 'log_every')}.get(key, ())
+    return {k: v for k, v in section.items() if k not in drop}
+
+
+def weights_checksum(policy) -> str:
+    """SHA-256 (16 hex chars) of every parameter's bytes, in state-dict order."""
+    import hashlib
+    h = hashlib.sha256()
+    for name, p in policy.state_dict().items():
+        h.update(name.encode())
+        h.update(p.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def train(config_path, data: Sequence[str], out, resume: bool = False, log=print) -> Trainer:
+    """Load a training YAML and run it (the ``hybrid-vla train`` entry); returns the
+    finished `Trainer` (its ``out``, ``state`` and ``dist``)."""
+    from .config import load_train_config
+    cfg = load_train_config(config_path)
+    if not data:
+        raise ConfigError('no --data given: name one or more bag directories or folders '
+                          'holding them')
+    for d in data:
+        if not os.path.exists(d):
+            raise ConfigError(f'--data {d}: no such file or directory')
+    trainer = Trainer(cfg, data, out, resume=resume, log=log)
+    trainer.run()
+    return trainer
