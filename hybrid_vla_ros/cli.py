@@ -20,6 +20,7 @@ COMMAND_MODULES: List[str] = [
     'hybrid_vla_ros.export.commands',
     'hybrid_vla_ros.inference.commands',
     'hybrid_vla_ros.training.commands',
+    'hybrid_vla_ros.evaluation.commands',
 ]
 
 
