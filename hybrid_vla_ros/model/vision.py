@@ -98,8 +98,9 @@ class CnnVisionEncoder(VisionEncoder):
 
     Each stage halves the resolution (3x3 stride-2 conv, GroupNorm, GELU, then
     `extra_convs` 3x3 convs; the high-resolution stages skip them by default, which halves
-    the compute at little cost), so 5 stages turn a 128x128 image into a 4x4 map = 16 tokens per camera; a 1x1 projection
-    gives width `dim`, and a learned 2-D position embedding is added.
+    the compute at little cost), so 5 stages turn a 128x128 image into a 4x4 map = 16 tokens
+    per camera; a 1x1 projection gives width `dim`, and a learned 2-D position embedding is
+    added.
     """
 
     @dataclasses.dataclass
@@ -108,9 +109,10 @@ class CnnVisionEncoder(VisionEncoder):
 
         channels: List[int] = spec(default_factory=lambda: [32, 64, 128, 128, 256],
                                    doc='output channels of each stride-2 stage')
-        extra_convs: List[int] = spec(default_factory=lambda: [0, 0, 1, 1, 1],
-                                      doc='3x3 convs after each stage\'s stride-2 conv (one '
-                                          'entry per stage; missing entries are 1)')
+        extra_convs: Optional[List[int]] = spec(
+            None, doc='3x3 convs after each stage\'s stride-2 conv, one entry per stage; '
+                      'default: 0 for the first two (high-resolution) stages when there are '
+                      'more than two, 1 for the rest')
         dim: int = spec(256, minimum=8, doc='token width D')
         groups: int = spec(8, minimum=1, doc='GroupNorm groups (must divide every channel)')
         mean: List[float] = spec(default_factory=lambda: list(IMAGENET_MEAN),
@@ -126,20 +128,27 @@ class CnnVisionEncoder(VisionEncoder):
                 if c % self.groups:
                     raise ConfigError(f'{path}.channels[{i}]: {c} is not divisible by '
                                       f'groups={self.groups}')
-            if len(self.extra_convs) > len(self.channels):
-                raise ConfigError(f'{path}.extra_convs: {len(self.extra_convs)} entries for '
-                                  f'{len(self.channels)} stages')
-            if any(n < 0 for n in self.extra_convs):
-                raise ConfigError(f'{path}.extra_convs: counts must be >= 0')
+            if self.extra_convs is not None:
+                if len(self.extra_convs) != len(self.channels):
+                    raise ConfigError(f'{path}.extra_convs: {len(self.extra_convs)} entries '
+                                      f'for {len(self.channels)} stages (one per stage)')
+                if any(n < 0 for n in self.extra_convs):
+                    raise ConfigError(f'{path}.extra_convs: counts must be >= 0')
             if len(self.mean) != 3 or len(self.std) != 3:
                 raise ConfigError(f'{path}.mean/std: three values (R, G, B) each are required')
+
+        def convs_per_stage(self) -> List[int]:
+            """Extra 3x3 convs of each stage (resolving the default)."""
+            if self.extra_convs is not None:
+                return list(self.extra_convs)
+            n = len(self.channels)
+            return [0 if (i < 2 and n > 2) else 1 for i in range(n)]
 
     def __init__(self, cfg: CnnVisionEncoder.Config, observation: ObservationSpec):
         super().__init__(observation, cfg.mean, cfg.std)
         layers = []
         c_in = 3
-        extra = list(cfg.extra_convs) + [1] * (len(cfg.channels) - len(cfg.extra_convs))
-        for c, n_extra in zip(cfg.channels, extra, strict=True):
+        for c, n_extra in zip(cfg.channels, cfg.convs_per_stage(), strict=True):
             layers += [nn.Conv2d(c_in, c, 3, stride=2, padding=1), nn.GroupNorm(cfg.groups, c),
                        nn.GELU()]
             for _ in range(n_extra):
