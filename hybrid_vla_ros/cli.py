@@ -21,6 +21,8 @@ COMMAND_MODULES: List[str] = [
     'hybrid_vla_ros.inference.commands',
     'hybrid_vla_ros.training.commands',
     'hybrid_vla_ros.evaluation.commands',
+    'hybrid_vla_ros.data.commands',
+    'hybrid_vla_ros.sim.commands',
 ]
 
 

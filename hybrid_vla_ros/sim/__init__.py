@@ -1,0 +1,94 @@
+"""Built-in simulated robot: language-conditioned tasks, scripted experts, rosbag2 demos.
+
+Suites (``tasks.SUITES``):
+
+- ``metaworld`` (default): Meta-World 3 Sawyer, end-effector velocity + gripper commands;
+  drawer, window, faucet and door-lock scenes shared by opposite instructions, and a
+  three-block pick-and-place scene where the instruction names the colour.
+- ``arm``: a 4-joint MuJoCo arm, joint position commands, reach the named coloured target.
+
+Python API (what the collector, closed-loop evaluation and the simulated robot node use)::
+
+    from hybrid_vla_ros.sim import make_env
+    env = make_env('metaworld', 'drawer-open', seed=0, image_size=128, cameras=['front'])
+    obs = env.reset()                      # Observation: images, proprio, joints, ee pose
+    env.instruction()                      # this seed's training phrasing
+    env.instruction(held_out=True)         # a phrasing never recorded
+    obs, success, done = env.step(env.expert_action(obs))
+    env.action_to_command(action)          # -> EndEffectorCommand (m/s) / JointCommand (rad)
+    env.command_to_action(command)         # and back
+
+Recording: `recorder.EpisodeWriter` writes one rosbag2 (MCAP) per episode following
+docs/data-format.md; `collect.collect` runs experts over tasks and seeds (the
+``hybrid-vla collect`` command). Nothing here imports rclpy.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Optional, Sequence
+
+from .tasks import (
+    DEFAULT_SUITE,
+    SUITES,
+    TaskError,
+    TaskSpec,
+    get_task,
+    suite_names,
+    task_names,
+)
+
+if TYPE_CHECKING:
+    from .env import SimEnv
+
+# Names served from `env` on first use, so that listing tasks (the CLI) loads no MuJoCo.
+_FROM_ENV = ('LINGER_STEPS', 'Command', 'EndEffectorCommand', 'JointCommand', 'Observation',
+             'SimEnv')
+
+__all__ = [
+    'DEFAULT_SUITE', 'LINGER_STEPS', 'SUITES', 'Command', 'EndEffectorCommand', 'JointCommand',
+    'Observation', 'SimEnv', 'TaskError', 'TaskSpec', 'camera_names', 'get_task', 'make_env',
+    'suite_names', 'task_names',
+]
+
+
+def __getattr__(name: str):
+    if name in _FROM_ENV:
+        from . import env
+        return getattr(env, name)
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+
+
+def camera_names(suite: str = DEFAULT_SUITE) -> Sequence[str]:
+    """The cameras a suite can render (the first is the default)."""
+    suite_names_ = suite_names()
+    if suite not in suite_names_:
+        raise TaskError(f'unknown suite {suite!r}; choose from {", ".join(suite_names_)}')
+    if suite == 'metaworld':
+        from .metaworld_suite import CAMERAS
+    else:
+        from .arm_suite import CAMERAS
+    return CAMERAS
+
+
+def make_env(suite: str = DEFAULT_SUITE, task: str = 'drawer-open', seed: int = 0,
+             image_size=128, cameras: Optional[Sequence[str]] = None) -> SimEnv:
+    """Build the environment of one task.
+
+    Args:
+        suite: ``metaworld`` or ``arm``.
+        task: a task name of the suite (`task_names(suite)`); unknown names raise
+            `TaskError` listing the valid ones.
+        seed: seed of the first episode; `SimEnv.reset` takes another.
+        image_size: int (square), (height, width) or ``'HxW'``; default 128x128.
+        cameras: camera names to render; default ``['front']``; ``[]`` renders nothing.
+
+    Returns:
+        A `SimEnv` (call `reset` before `step`; `close` frees the OpenGL context).
+
+    """
+    spec = get_task(suite, task)
+    if spec.suite == 'metaworld':
+        from .metaworld_suite import MetaWorldEnv
+        return MetaWorldEnv(spec, seed, image_size, cameras)
+    from .arm_suite import ArmEnv
+    return ArmEnv(spec, seed, image_size, cameras)

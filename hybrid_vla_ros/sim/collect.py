@@ -1,0 +1,228 @@
+"""Run the scripted experts and record one rosbag2 per episode (``hybrid-vla collect``).
+
+For every task and every seed ``seed, seed + 1, ..., seed + episodes - 1`` the task's
+environment is reset with that seed (layout and instruction phrasing follow from it), the
+expert drives it until `LINGER_STEPS` after success or the task's step limit, and each step
+is recorded: observation first, then the command the expert gave, with the same stamp. The
+bag is ``<out>/<task>_<seed>/``. Episodes whose bag already exists are skipped, so an
+interrupted collection resumes where it stopped.
+
+Ctrl-C stops at the next control step: the unfinished episode's partial bag is removed, every
+finished one stays complete (a bag is never interrupted while it is being finalized). A
+second Ctrl-C interrupts at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence
+
+from . import camera_names, make_env
+from .env import SimEnv
+from .recorder import PARTIAL_DIR, EpisodeWriter
+from .tasks import DEFAULT_SUITE, TaskError, get_task, task_names
+
+
+@dataclasses.dataclass
+class EpisodeResult:
+    """One episode: its bag, steps, whether the expert succeeded, the recorded instruction."""
+
+    task: str
+    seed: int
+    path: Path
+    steps: int
+    success: bool
+    instruction: str
+
+
+@dataclasses.dataclass
+class CollectionSummary:
+    """What a collection did.
+
+    Attributes:
+        recorded: episodes recorded now, in order.
+        skipped: bags that already existed (not re-recorded, not counted in success rates).
+        seconds: wall time spent recording.
+        interrupted: stopped by Ctrl-C (every recorded bag is complete).
+
+    """
+
+    suite: str
+    recorded: List[EpisodeResult] = dataclasses.field(default_factory=list)
+    skipped: List[Path] = dataclasses.field(default_factory=list)
+    seconds: float = 0.0
+    interrupted: bool = False
+
+    @property
+    def episodes_per_minute(self) -> float:
+        """Recorded episodes per minute of wall time."""
+        return 60.0 * len(self.recorded) / self.seconds if self.seconds > 0 else 0.0
+
+    def per_task(self) -> Dict[str, Dict[str, float]]:
+        """Task -> {'episodes', 'successes', 'success_rate', 'mean_steps'} of recorded episodes."""
+        table: Dict[str, Dict[str, float]] = {}
+        for r in self.recorded:
+            row = table.setdefault(r.task, {'episodes': 0, 'successes': 0, 'steps': 0})
+            row['episodes'] += 1
+            row['successes'] += int(r.success)
+            row['steps'] += r.steps
+        for row in table.values():
+            row['success_rate'] = row['successes'] / row['episodes']
+            row['mean_steps'] = row.pop('steps') / row['episodes']
+        return table
+
+    def format(self) -> str:
+        """A human-readable table (what the command prints)."""
+        lines = [f'{"task":<24}{"episodes":>9}{"expert success":>16}{"mean steps":>12}']
+        for task, row in self.per_task().items():
+            lines.append(f'{task:<24}{row["episodes"]:>9}{row["successes"]:>9} '
+                         f'({100 * row["success_rate"]:3.0f}%){row["mean_steps"]:>12.1f}')
+        total = len(self.recorded)
+        wins = sum(r.success for r in self.recorded)
+        rate = f'{100 * wins / total:.0f}%' if total else '-'
+        lines.append(f'{total} episodes recorded ({wins} expert successes, {rate}) in '
+                     f'{self.seconds:.1f} s: {self.episodes_per_minute:.1f} episodes/minute')
+        if self.skipped:
+            lines.append(f'{len(self.skipped)} episodes already recorded, skipped')
+        if self.interrupted:
+            lines.append('interrupted: every listed episode is complete; the unfinished one '
+                         'was removed')
+        return '\n'.join(lines)
+
+
+class StopRequest:
+    """Turns the first Ctrl-C into a request checked at safe points (main thread only).
+
+    Use as a context manager around a collection; `check` raises KeyboardInterrupt once a
+    stop was requested. A second Ctrl-C raises immediately.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self) -> StopRequest:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def check(self) -> None:
+        """Raise KeyboardInterrupt if a stop was requested."""
+        if self.requested:
+            raise KeyboardInterrupt
+
+
+def episode_name(task: str, seed: int) -> str:
+    """The bag directory name of one episode: ``<task>_<seed>``."""
+    return f'{task}_{seed}'
+
+
+def record_episode(env: SimEnv, seed: int, path, compress: bool = True,
+                   check: Optional[Callable[[], None]] = None) -> EpisodeResult:
+    """Run the expert for one episode of `env` from `seed` and write it to the bag `path`.
+
+    The bag appears at `path` only once complete; on any exception (Ctrl-C included) the
+    partial bag is deleted and the exception propagates. `check` is called before every
+    control step (`StopRequest.check` raises there).
+    """
+    obs = env.reset(seed)
+    text = env.instruction()
+    with EpisodeWriter(path, env.cameras, env.command_kind, compress=compress) as bag:
+        bag.write_instruction(obs.time, text)
+        while True:
+            if check is not None:
+                check()
+            action = env.expert_action(obs)
+            bag.write_observation(obs)
+            bag.write_command(obs.time, env.action_to_command(action))
+            obs, _, done = env.step(action)
+            if done:
+                break
+        bag.commit({'task': env.task.name, 'suite': env.task.suite, 'seed': seed,
+                    'success': env.succeeded, 'instruction': text,
+                    'control_period': repr(float(env.control_period))})
+    return EpisodeResult(env.task.name, seed, Path(path), env.steps, env.succeeded, text)
+
+
+def collect(out_dir, suite: str = DEFAULT_SUITE, tasks: Optional[Sequence[str]] = None,
+            episodes: int = 1, seed: int = 0, image_size=128,
+            cameras: Optional[Sequence[str]] = None, compress: bool = True,
+            progress: bool = True) -> CollectionSummary:
+    """Record `episodes` expert episodes of every task (seeds ``seed .. seed+episodes-1``).
+
+    Args:
+        out_dir: directory receiving ``<task>_<seed>/`` bags (created if needed).
+        suite: ``metaworld`` or ``arm``.
+        tasks: task names (default: all of the suite); unknown names raise `TaskError`.
+        episodes: episodes per task.
+        seed: seed of each task's first episode.
+        image_size: camera image size (see `make_env`).
+        cameras: cameras to record (default: the suite's ``front``).
+        compress: zstd chunk compression in the MCAP files.
+        progress: show a tqdm progress bar on stderr.
+
+    Returns:
+        The summary; on Ctrl-C it is returned with ``interrupted`` set instead of raising.
+
+    """
+    if episodes < 1:
+        raise ValueError(f'episodes must be at least 1, got {episodes}')
+    names = list(tasks) if tasks else task_names(suite)
+    for name in names:
+        get_task(suite, name)  # fail on a bad name before anything runs
+    unknown = [c for c in cameras or () if c not in camera_names(suite)]
+    if unknown:
+        raise TaskError(f'unknown camera(s) {", ".join(unknown)} for the {suite} suite; '
+                        f'choose from {", ".join(camera_names(suite))}')
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    # Partial bags left by a killed run (one collector per directory is assumed).
+    shutil.rmtree(out / PARTIAL_DIR, ignore_errors=True)
+    summary = CollectionSummary(suite)
+    from tqdm import tqdm
+    bar = tqdm(total=len(names) * episodes, unit='episode', disable=not progress,
+               desc=f'collect {suite}')
+    start = time.perf_counter()
+    env: Optional[SimEnv] = None
+    with StopRequest() as stop:
+        try:
+            for name in names:
+                for episode_seed in range(seed, seed + episodes):
+                    stop.check()
+                    path = out / episode_name(name, episode_seed)
+                    if (path / 'metadata.yaml').exists():
+                        summary.skipped.append(path)
+                        bar.update()
+                        continue
+                    if env is None or env.task.name != name:
+                        if env is not None:
+                            env.close()
+                        env = make_env(suite, name, episode_seed, image_size, cameras)
+                    summary.recorded.append(
+                        record_episode(env, episode_seed, path, compress, check=stop.check))
+                    wins = sum(r.success for r in summary.recorded)
+                    bar.set_postfix(task=name, success=f'{wins}/{len(summary.recorded)}')
+                    bar.update()
+        except KeyboardInterrupt:
+            summary.interrupted = True
+        finally:
+            summary.seconds = time.perf_counter() - start
+            bar.close()
+            if env is not None:
+                env.close()
+    return summary

@@ -1,0 +1,59 @@
+"""The ``hybrid-vla collect`` sub-command: record scripted-expert demonstrations as rosbag2.
+
+    hybrid-vla collect --episodes 20 --seed 0 --out data/demos
+    hybrid-vla collect --suite arm --episodes 5 --seed 100 --out data/arm --tasks reach-red
+
+Heavy imports (mujoco, Meta-World) happen when the command runs, not when the parser is built.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from ..cli import command
+from ..schema import ConfigError
+from .tasks import DEFAULT_SUITE, SUITES
+
+
+def _collect_args(p: argparse.ArgumentParser) -> None:
+    listing = '; '.join(f'{suite}: {", ".join(tasks)}' for suite, tasks in SUITES.items())
+    p.add_argument('--suite', default=DEFAULT_SUITE, choices=list(SUITES),
+                   help=f'task suite (default {DEFAULT_SUITE})')
+    p.add_argument('--episodes', type=int, required=True, help='episodes per task')
+    p.add_argument('--seed', type=int, default=0,
+                   help="seed of each task's first episode; episode i uses seed + i (default 0)")
+    p.add_argument('--out', required=True, help='output directory; one <task>_<seed>/ bag '
+                   'per episode (existing episodes are kept and skipped)')
+    p.add_argument('--tasks', nargs='+', metavar='TASK',
+                   help=f'tasks to record (default: every task of the suite). {listing}')
+    p.add_argument('--image-size', default='128',
+                   help='camera image size, N or HxW (default 128)')
+    p.add_argument('--cameras', nargs='+', metavar='CAMERA',
+                   help="cameras to record (default: front). metaworld: front, corner, "
+                        "corner2, corner3, corner4, topview; arm: front, top")
+    p.add_argument('--no-compress', action='store_true',
+                   help='write uncompressed MCAP (default: zstd chunk compression)')
+    p.add_argument('--quiet', action='store_true', help='no progress bar')
+
+
+@command('collect', 'run the scripted experts of a simulated task suite and record one '
+         'rosbag2 (MCAP) per episode', _collect_args)
+def collect_command(args) -> int:
+    """Record the episodes, print the summary; 130 when interrupted with Ctrl-C."""
+    from .collect import collect
+    from .rendering import parse_image_size
+    if args.episodes < 1:
+        raise ConfigError(f'--episodes: must be at least 1, got {args.episodes}')
+    try:
+        image_size = parse_image_size(args.image_size)
+    except ValueError as exc:
+        raise ConfigError(f'--image-size: {exc}') from None
+    try:
+        summary = collect(args.out, suite=args.suite, tasks=args.tasks,
+                          episodes=args.episodes, seed=args.seed, image_size=image_size,
+                          cameras=args.cameras, compress=not args.no_compress,
+                          progress=not args.quiet)
+    except FileExistsError as exc:  # a directory in the way that is not a finished bag
+        raise ConfigError(f'--out: {exc}') from None
+    print(summary.format())
+    return 130 if summary.interrupted else 0
