@@ -1,0 +1,217 @@
+"""Training on a tiny dataset collected from the simulator: strategies, freezing, resume,
+NaN guard, DDP, and the closed-loop evaluation command."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+import yaml
+
+from hybrid_vla_ros.model import load_checkpoint
+from hybrid_vla_ros.schema import ConfigError
+from hybrid_vla_ros.training.config import load_train_config
+from hybrid_vla_ros.training.trainer import Trainer
+
+from conftest import REPO
+
+EXE_DIR = os.path.dirname(sys.executable)
+TINY_MODEL = {
+    'instruction_max_tokens': 12,
+    'vision': {'type': 'cnn', 'channels': [8, 16, 16], 'dim': 32},
+    'language': {'type': 'learned', 'buckets': 256, 'dim': 32, 'layers': 1, 'heads': 2},
+    'fusion': {'type': 'transformer', 'dim': 32, 'layers': 1, 'heads': 2, 'readouts': 2},
+    'decoder': {'type': 'mlp_chunk', 'hidden': 64, 'layers': 1},
+    'action': {'chunk': 4},
+}
+
+
+@pytest.fixture(scope='module')
+def collected(tmp_path_factory):
+    """Two episodes each of two shared-scene tasks, 32x32 images, and a matching topic map."""
+    from hybrid_vla_ros.sim.collect import collect
+    root = tmp_path_factory.mktemp('demos')
+    summary = collect(root / 'bags', tasks=['drawer-open', 'drawer-close'], episodes=2,
+                      seed=0, image_size=32, progress=False)
+    assert len(summary.recorded) == 4 and all(e.success for e in summary.recorded)
+    topic_map = yaml.safe_load(open(f'{REPO}/config/data/metaworld.yaml'))
+    topic_map.update(image_size=[32, 32], chunk=4)
+    (root / 'map.yaml').write_text(yaml.safe_dump(topic_map))
+    return root
+
+
+def write_config(root, name, **optim):
+    base = {'strategy': 'hybrid', 'epochs': 1, 'batch_size': 16, 'lr': 1e-3,
+            'warmup_steps': 2, 'log_every': 1, 'seed': 0}
+    base.update(optim)
+    cfg = {'model': TINY_MODEL,
+           'data': {'topic_map': str(root / 'map.yaml'), 'val_fraction': 0.0,
+                    'augment_shift': 2},
+           'optim': base}
+    path = root / f'{name}.yaml'
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def records(out, event):
+    lines = (out / 'metrics.jsonl').read_text().splitlines()
+    return [r for r in map(json.loads, lines) if r['event'] == event]
+
+
+@pytest.mark.parametrize('strategy', ['e2e', 'hybrid', 'staged'])
+def test_each_strategy_lowers_the_loss_and_writes_a_checkpoint(collected, strategy):
+    extra = {'staged_epochs': [1, 5, 1]} if strategy == 'staged' else {'epochs': 6}
+    cfg = load_train_config(write_config(collected, strategy, strategy=strategy, **extra))
+    out = collected / f'run_{strategy}'
+    trainer = Trainer(cfg, [str(collected / 'bags')], out, progress=False, log=lambda *_: None)
+    last_stage = trainer.stages[-1]
+    before = trainer.validate(last_stage, None)['e2e']
+    trainer.run()
+    after = trainer.validate(last_stage, None)['e2e']
+    assert after < 0.9 * before, (before, after)
+    policy = load_checkpoint(out / 'last')
+    assert policy.cfg.observation.proprio_dim == 4 and policy.cfg.action.dim == 4
+    assert policy.cfg.normalization.action is not None
+    assert (out / 'best' / 'model.safetensors').is_file()
+    names = [s['stage'] for s in records(out, 'stage_end')]
+    assert names == [s.name for s in trainer.stages]
+
+
+def test_staged_stage_two_leaves_encoders_unchanged(collected):
+    path = write_config(collected, 'staged_check', strategy='staged', staged_epochs=[1, 1, 0])
+    cfg = load_train_config(path)
+    out = collected / 'run_staged_check'
+    trainer = Trainer(cfg, [str(collected / 'bags')], out, progress=False, log=lambda *_: None)
+    snapshots = {}
+    original = trainer._run_stage
+
+    def run_stage(stage):
+        before = {k: v.clone() for k, v in trainer.policy.state_dict().items()}
+        original(stage)
+        snapshots[stage.name] = (before, {k: v.clone()
+                                          for k, v in trainer.policy.state_dict().items()})
+
+    trainer._run_stage = run_stage
+    trainer.run()
+    before, after = snapshots['compose']
+    for key in before:
+        same = torch.equal(before[key], after[key])
+        if key.startswith(('vision.', 'language.', 'modular.')):
+            assert same, f'{key} changed while frozen in stage 2'
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith('fusion.'))
+    before, after = snapshots['modular']
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith('decoder.'))
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith('vision.'))
+
+
+def test_resume_continues_from_the_saved_step(collected):
+    out = collected / 'run_resume'
+    one = write_config(collected, 'resume1', epochs=1)
+    r = subprocess.run([f'{EXE_DIR}/hybrid-vla', 'train', '--config', str(one), '--data',
+                        str(collected / 'bags'), '--out', str(out)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    steps_one = records(out, 'stage_end')[-1]['step']
+    state = torch.load(out / 'last' / 'training_state.pt', weights_only=False)
+    assert state['progress']['global_step'] == steps_one
+    # Same config but with more epochs is a different run: refused with the section named.
+    two = write_config(collected, 'resume2', epochs=2)
+    r = subprocess.run([f'{EXE_DIR}/hybrid-vla', 'train', '--config', str(two), '--data',
+                        str(collected / 'bags'), '--out', str(out), '--resume'],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 2 and '"optim" section differs' in r.stderr
+    assert 'Traceback' not in r.stderr
+    # Starting again into the same directory without --resume is refused too.
+    r = subprocess.run([f'{EXE_DIR}/hybrid-vla', 'train', '--config', str(one), '--data',
+                        str(collected / 'bags'), '--out', str(out)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 2 and '--resume' in r.stderr
+    # Resuming the finished one-epoch run with its own config but a new epoch count in the
+    # saved copy: continue for a second epoch from the saved step.
+    saved = yaml.safe_load((out / 'train_config.yaml').read_text())
+    saved['optim']['epochs'] = 2
+    (out / 'train_config.yaml').write_text(yaml.safe_dump(saved))
+    trainer = Trainer(load_train_config(two), [str(collected / 'bags')], out, resume=True,
+                      progress=False, log=lambda *_: None)
+    assert trainer.state['global_step'] == steps_one
+    trainer.run()
+    steps = [r['step'] for r in records(out, 'train')]
+    assert steps == sorted(steps) and steps[-1] == 2 * steps_one
+    assert steps.count(steps_one) == 1  # no step repeated after the resume
+
+
+def test_non_finite_loss_stops_naming_the_step_and_keeps_last_checkpoint(collected):
+    stages = [{'name': 'ok', 'epochs': 1, 'lambda_e2e': 1.0, 'lambda_modular': 0.0},
+              {'name': 'explode', 'epochs': 2, 'lambda_e2e': 1.0, 'lambda_modular': 0.0,
+               'lr_scale': 1e30}]
+    path = write_config(collected, 'nan', stages=stages, grad_clip=0.0, warmup_steps=0)
+    out = collected / 'run_nan'
+    r = subprocess.run([f'{EXE_DIR}/hybrid-vla', 'train', '--config', str(path), '--data',
+                        str(collected / 'bags'), '--out', str(out)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 3, r.stdout[-1000:] + r.stderr[-2000:]
+    assert 'non-finite loss' in r.stderr and 'global step' in r.stderr
+    assert 'drawer-' in r.stderr  # the episodes of the batch are named
+    policy = load_checkpoint(out / 'last')
+    assert all(torch.isfinite(p).all() for p in policy.parameters())
+
+
+def test_bad_data_and_config_fail_clearly(collected, tmp_path):
+    path = write_config(collected, 'bad')
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    r = subprocess.run([f'{EXE_DIR}/hybrid-vla', 'train', '--config', str(path), '--data',
+                        str(empty), '--out', str(tmp_path / 'o')],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and 'no usable episodes' in r.stderr
+    assert 'Traceback' not in r.stderr
+    r = subprocess.run([f'{EXE_DIR}/hybrid-vla', 'train', '--config', str(path), '--data',
+                        str(tmp_path / 'missing'), '--out', str(tmp_path / 'o')],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and 'no such file or directory' in r.stderr
+    bad = yaml.safe_load(path.read_text())
+    bad['optim']['strategy'] = 'magic'
+    path.write_text(yaml.safe_dump(bad))
+    with pytest.raises(ConfigError, match="optim.strategy: 'magic' is not allowed"):
+        load_train_config(path)
+
+
+def test_torchrun_two_processes_end_with_identical_weights(collected):
+    path = write_config(collected, 'ddp', epochs=1, batch_size=8)
+    out = collected / 'run_ddp'
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    r = subprocess.run([f'{EXE_DIR}/torchrun', '--standalone', '--nproc_per_node', '2', '-m',
+                        'hybrid_vla_ros.cli', 'train', '--config', str(path), '--data',
+                        str(collected / 'bags'), '--out', str(out)],
+                       capture_output=True, text=True, timeout=600, env=env)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    (check,) = records(out, 'ddp_weights_checksum')
+    assert len(check['per_rank']) == 2 and len(set(check['per_rank'])) == 1
+    load_checkpoint(out / 'last')
+
+
+def test_eval_sim_runs_the_exported_policy_closed_loop(collected):
+    ckpt = collected / 'run_hybrid' / 'best'
+    if not ckpt.exists():
+        pytest.skip('needs the hybrid strategy run of this module')
+    r = subprocess.run([f'{EXE_DIR}/hybrid-vla', 'export', '--checkpoint', str(ckpt)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    r = subprocess.run([f'{EXE_DIR}/hybrid-vla', 'eval-sim', '--checkpoint', str(ckpt),
+                        '--tasks', 'drawer-open', 'drawer-close', '--episodes', '1',
+                        '--out', str(collected / 'eval')],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    doc = json.loads((collected / 'eval' / 'eval_sim.json').read_text())
+    assert set(doc['tasks']) == {'drawer-open', 'drawer-close'}
+    for row in doc['tasks'].values():
+        assert row['expert']['success_rate'] == 1.0
+        for split in ('train', 'held_out'):
+            (ep,) = row[split]['episodes']
+            assert ep['steps'] > 0 and isinstance(ep['success'], bool)
+    held = doc['tasks']['drawer-open']['held_out']['episodes'][0]['instruction']
+    from hybrid_vla_ros.sim.tasks import get_task
+    assert held in get_task('metaworld', 'drawer-open').held_out
+    assert '| drawer-open |' in (collected / 'eval' / 'eval_sim.md').read_text()
