@@ -43,6 +43,10 @@ setup(
     entry_points={
         'console_scripts': [
             'hybrid-vla = hybrid_vla_ros.cli:main',
+            'perception_node = hybrid_vla_ros.ros.perception_node:main',
+            'instruction_node = hybrid_vla_ros.ros.instruction_node:main',
+            'policy_node = hybrid_vla_ros.ros.policy_node:main',
+            'sim_robot_node = hybrid_vla_ros.ros.sim_robot_node:main',
         ],
     },
 )

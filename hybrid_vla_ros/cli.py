@@ -23,6 +23,7 @@ COMMAND_MODULES: List[str] = [
     'hybrid_vla_ros.evaluation.commands',
     'hybrid_vla_ros.data.commands',
     'hybrid_vla_ros.sim.commands',
+    'hybrid_vla_ros.ros.commands',
 ]
 
 
