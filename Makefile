@@ -22,7 +22,7 @@ export PYOPENGL_PLATFORM ?= egl
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: venv test lint test-all clean-venv demo bench bench-ros
+.PHONY: venv test lint test-all clean-venv demo bench bench-model bench-ros train-default
 
 # The policy `make demo` and `make bench` run (the trained default ships in models/default).
 CHECKPOINT ?= models/default
@@ -58,10 +58,21 @@ demo: $(STAMP)
 	@test -f $(CHECKPOINT)/onnx/manifest.json || $(VENV)/bin/hybrid-vla export --checkpoint $(CHECKPOINT)
 	$(VENV)/bin/hybrid-vla demo --checkpoint $(CHECKPOINT)
 
-bench: bench-ros
+# Benchmarks; results in bench/results/*.json, summarized in docs/benchmarks.md.
+bench: bench-model bench-ros
+
+# Latency p50/p90/p99 of each deployed part and of a control step, torch eager vs
+# onnxruntime, 1 and 2 threads, batch 1.
+bench-model: $(STAMP)
+	$(VENV)/bin/hybrid-vla bench-model $(if $(wildcard $(CHECKPOINT)/config.yaml),--checkpoint $(CHECKPOINT),--config config/models/default.yaml) --out bench/results/model_latency.json
 
 # End-to-end camera -> command latency p50/p99 at 20 Hz and missed control ticks, the three
 # nodes and the simulated robot as separate processes (an untrained default-architecture
 # model when models/default is absent: latency does not depend on the weights).
 bench-ros: $(STAMP)
 	$(VENV)/bin/hybrid-vla bench-ros $(if $(wildcard $(CHECKPOINT)/config.yaml),--checkpoint $(CHECKPOINT),--config config/models/default.yaml) --out bench/results/ros_latency.json
+
+# Reproduce the shipped default policy: collect, train, export, evaluate (about 70 minutes
+# on a free 2-core machine). See scripts/train_default.sh and models/default/README.md.
+train-default: $(STAMP)
+	bash scripts/train_default.sh
