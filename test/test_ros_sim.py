@@ -93,9 +93,6 @@ def test_lockstep_episode_through_the_topics_then_clean_stop(tmp_path_factory, t
     _stop_cleanly(bringup, tmp_path)
 
 
-@pytest.mark.skipif(not os.path.isfile(os.path.join(DEFAULT_MODEL, 'config.yaml')),
-                    reason='the trained default policy (models/default) has not landed yet; '
-                           'it comes with the training issue')
 def test_trained_default_succeeds_at_an_easy_task(tmp_path):
     """The shipped policy, exported for onnxruntime, solves an easy task lock-step through
     the topics (drawer-close; at least one of three seeds)."""
