@@ -176,6 +176,19 @@ def load_yaml(path) -> dict:
     return data
 
 
+def load_section(path, section: str, parse):
+    """Read YAML file `path`, take its ``section:`` mapping when present (training configs and
+    checkpoints nest sections) or the whole file otherwise, and validate it with `parse`;
+    a `ConfigError` is prefixed with the file name."""
+    data = load_yaml(path)
+    if section in data:
+        data = data[section]
+    try:
+        return parse(data)
+    except ConfigError as exc:
+        raise ConfigError(f'{path}: {exc}') from None
+
+
 def mapping_hash(mapping: Mapping, exclude=()) -> str:
     """SHA-256 (hex, first 16 chars) of a mapping's canonical JSON, top-level keys in
     `exclude` left out. Used to tie exported graphs to the configuration they came from."""

@@ -147,7 +147,7 @@ class EpisodeDataset:
                               f'{summary}')
         self.summary = summary
         self._finish_summary()
-        self._offsets = np.cumsum([0] + [len(e) for e in self.episodes])
+        self._all = EpisodeSubset(self, range(len(self.episodes)))
         self.instructions = sorted({t for e in self.episodes for t in e.instructions})
         group = {text: i for i, text in enumerate(self.instructions)}
         self._groups = [np.array([group[t] for t in e.instructions], np.int64)
@@ -172,16 +172,10 @@ class EpisodeDataset:
 
     # ------------------------------------------------------------------ samples
     def __len__(self) -> int:
-        return int(self._offsets[-1])
+        return len(self._all)
 
     def __getitem__(self, index: int) -> Dict:
-        n = len(self)
-        if index < 0:
-            index += n
-        if not 0 <= index < n:
-            raise IndexError(f'sample {index} out of range for {n} samples')
-        episode = int(np.searchsorted(self._offsets, index, side='right') - 1)
-        return self.sample(episode, int(index - self._offsets[episode]))
+        return self._all[index]
 
     def sample(self, episode: int, step: int) -> Dict:
         """The sample of control step `step` of episode `episode` (numpy arrays)."""

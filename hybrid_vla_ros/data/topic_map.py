@@ -19,7 +19,7 @@ import hashlib
 import json
 from typing import Dict, List, Optional
 
-from ..schema import ConfigError, from_mapping, load_yaml, spec, to_mapping
+from ..schema import ConfigError, from_mapping, load_section, spec, to_mapping
 
 # Every field name any supported message type offers; which apply to which type is checked
 # against the bag (see messages.py), since the type is only known there.
@@ -158,10 +158,4 @@ def parse_topic_map(data, path: str = 'topic_map') -> TopicMap:
 def load_topic_map(path) -> TopicMap:
     """Read and validate a topic-map YAML file (the map at the top level or under a
     ``topic_map:`` key, as a training config may hold it)."""
-    data = load_yaml(path)
-    if 'topic_map' in data:
-        data = data['topic_map']
-    try:
-        return parse_topic_map(data)
-    except ConfigError as exc:
-        raise ConfigError(f'{path}: {exc}') from None
+    return load_section(path, 'topic_map', parse_topic_map)

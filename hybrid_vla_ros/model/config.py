@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import List, Optional
 
-from ..schema import ConfigError, from_mapping, load_yaml, mapping_hash, spec, to_mapping
+from ..schema import ConfigError, from_mapping, load_section, mapping_hash, spec, to_mapping
 from .registry import ComponentSpec, parse_component
 
 
@@ -218,10 +218,4 @@ def _check_composition(cfg: ModelConfig, path: str) -> None:
 def load_model_config(path) -> ModelConfig:
     """Read and validate a model YAML file. A file may hold the model at the top level or
     under a ``model:`` key (as training configs and checkpoints do)."""
-    data = load_yaml(path)
-    if 'model' in data:
-        data = data['model']
-    try:
-        return parse_model_config(data)
-    except ConfigError as exc:
-        raise ConfigError(f'{path}: {exc}') from None
+    return load_section(path, 'model', parse_model_config)
