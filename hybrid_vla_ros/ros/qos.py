@@ -15,26 +15,22 @@ from __future__ import annotations
 
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy)
 
-SENSOR = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
-                    reliability=ReliabilityPolicy.BEST_EFFORT,
-                    durability=DurabilityPolicy.VOLATILE)
-COMMAND = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
-                     reliability=ReliabilityPolicy.RELIABLE,
-                     durability=DurabilityPolicy.VOLATILE)
-FEATURES = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
-                      reliability=ReliabilityPolicy.RELIABLE,
-                      durability=DurabilityPolicy.VOLATILE)
-LATCHED = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
-                     reliability=ReliabilityPolicy.RELIABLE,
-                     durability=DurabilityPolicy.TRANSIENT_LOCAL)
-EVENTS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
-                    reliability=ReliabilityPolicy.RELIABLE,
-                    durability=DurabilityPolicy.VOLATILE)
+
+def _profile(depth: int, reliable: bool = True, latched: bool = False) -> QoSProfile:
+    """A keep-last profile of `depth`, reliable or best effort, transient-local or volatile."""
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth,
+                      reliability=(ReliabilityPolicy.RELIABLE if reliable
+                                   else ReliabilityPolicy.BEST_EFFORT),
+                      durability=(DurabilityPolicy.TRANSIENT_LOCAL if latched
+                                  else DurabilityPolicy.VOLATILE))
+
+
+SENSOR = _profile(1, reliable=False)
+COMMAND = _profile(10)
+FEATURES = _profile(1)
+LATCHED = _profile(1, latched=True)
+EVENTS = _profile(10)
 # A volatile twin of LATCHED, so a volatile publisher (`ros2 topic pub` without
 # --qos-durability) is still heard: a transient-local subscription cannot match it.
-LATCHED_COMPAT = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
-                            reliability=ReliabilityPolicy.RELIABLE,
-                            durability=DurabilityPolicy.VOLATILE)
-DIAGNOSTICS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
-                         reliability=ReliabilityPolicy.RELIABLE,
-                         durability=DurabilityPolicy.VOLATILE)
+LATCHED_COMPAT = _profile(1)
+DIAGNOSTICS = _profile(10)
