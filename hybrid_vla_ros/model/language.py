@@ -56,9 +56,13 @@ class HFTextEncoder(nn.Module):
         # graph input that the exported language part does not need.
         return self.encoder(input_ids=token_ids, attention_mask=mask).last_hidden_state
 
+    def frozen_prefixes(self) -> List[str]:
+        """Parameter-name prefixes the config freezes; training never unfreezes them."""
+        return ['encoder.'] if self.frozen else []
+
     def external_state_prefixes(self) -> List[str]:
         """State-dict prefixes re-loaded from the source instead of stored in a checkpoint."""
-        return ['encoder.'] if self.frozen else []
+        return self.frozen_prefixes()
 
 
 @register('language', 'learned')

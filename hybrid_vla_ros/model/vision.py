@@ -279,6 +279,10 @@ class HFVisionEncoder(VisionEncoder):
         """(B*N, 3, H, W) -> (B*N, S, hidden)."""
         return self._backbone_tokens(frames)
 
+    def frozen_prefixes(self) -> List[str]:
+        """Parameter-name prefixes the config freezes; training never unfreezes them."""
+        return ['backbone.'] if self.frozen else []
+
     def external_state_prefixes(self) -> List[str]:
         """State-dict prefixes re-loaded from disk instead of stored in a checkpoint."""
         return ['backbone.'] if self.external else []

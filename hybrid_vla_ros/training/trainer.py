@@ -69,20 +69,13 @@ def set_trainable(policy, parts: Sequence[str]) -> List[nn.Parameter]:
     params = []
     for part in PARTS:
         module = getattr(policy, part)
+        frozen = tuple(getattr(module, 'frozen_prefixes', list)())
         for name, p in module.named_parameters():
-            frozen_by_config = _frozen_by_config(policy, part, name)
+            frozen_by_config = bool(frozen) and name.startswith(frozen)
             p.requires_grad_(part in parts and not frozen_by_config)
             if p.requires_grad:
                 params.append(p)
     return params
-
-
-def _frozen_by_config(policy, part: str, name: str) -> bool:
-    module = getattr(policy, part)
-    if getattr(module, 'frozen', False):
-        inner = 'encoder.' if part == 'language' else 'backbone.'
-        return name.startswith(inner)
-    return False
 
 
 def lr_factor(step: int, total: int, warmup: int, schedule: str, floor: float) -> float:
