@@ -1,4 +1,5 @@
-"""``hybrid-vla eval-sim``: closed-loop evaluation in the built-in simulator."""
+"""``hybrid-vla eval-sim`` (closed loop in the built-in simulator) and ``hybrid-vla eval-bag``
+(offline against recorded bags)."""
 
 from __future__ import annotations
 
@@ -38,4 +39,49 @@ def eval_sim(args) -> int:
     out = write_report(doc, args.out or Path(args.checkpoint) / 'eval')
     print(markdown_table(doc))
     print(f'wrote {out}/eval_sim.json and eval_sim.md')
+    return 0
+
+
+def _eval_bag_args(p) -> None:
+    p.add_argument('--checkpoint', required=True, help='checkpoint directory (exported for '
+                   'onnxruntime / tensorrt)')
+    p.add_argument('--bags', nargs='+', required=True,
+                   help='rosbag2 directories, or directories containing them')
+    p.add_argument('--out', required=True, help='report directory (created)')
+    p.add_argument('--backend', default='onnxruntime', help='torch | onnxruntime | tensorrt '
+                   '(default onnxruntime, what the nodes run)')
+    p.add_argument('--topic-map', help='topic map YAML naming the bags\' topics (default: the '
+                   'one the checkpoint was trained with)')
+    p.add_argument('--instruction', help='fixed instruction for bags without an instruction '
+                   'topic (replaces the topic map\'s instruction source)')
+    p.add_argument('--threads', type=int, default=1, help='backend threads (default 1)')
+    p.add_argument('--batch', type=int, default=1, help='steps per inference call (default 1 '
+                   '= exactly what the policy node runs; larger is faster)')
+    p.add_argument('--gripper-dim', type=int, help='action index of the gripper (default: the '
+                   'first action named *grip*; -1 = none)')
+    p.add_argument('--gripper-threshold', type=float,
+                   help='gripper command above this counts as closed (default: the mean '
+                        'gripper command of the training data, between its two levels)')
+    p.add_argument('--plot-episodes', type=int, default=4,
+                   help='trajectory plots for the first N bags (default 4)')
+
+
+@command('eval-bag', 'score a policy offline against the commands recorded in rosbags: '
+         'MAE/RMSE per dimension, error against chunk horizon, gripper agreement; JSON, CSV, '
+         'PNG plots and a report', _eval_bag_args)
+def eval_bag(args) -> int:
+    """Score, write the report, print the summary."""
+    from .bag_eval import evaluate
+    doc = evaluate(args.checkpoint, args.bags, args.out, args.backend, args.topic_map,
+                   args.instruction, args.threads, args.batch, args.gripper_dim,
+                   args.gripper_threshold, args.plot_episodes)
+    o = doc['overall']
+    print(f'{len(doc["episodes"])} bags, {o["steps"]} steps scored, {len(doc["skipped"])} '
+          f'skipped')
+    for name, m in o['next_action'].items():
+        print(f'  {name:<28} MAE {m["mae"]:.4g}  RMSE {m["rmse"]:.4g}  '
+              f'(normalized {m["mae_normalized"]:.3f} / {m["rmse_normalized"]:.3f})')
+    if o['gripper_agreement'] is not None:
+        print(f'  gripper agreement {o["gripper_agreement"]:.1%}')
+    print(f'wrote {args.out}/report.md, eval_bag.json, metrics.csv, steps.csv, plots/')
     return 0

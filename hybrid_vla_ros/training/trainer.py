@@ -379,6 +379,8 @@ class Trainer:
                          'stage': self.stages[min(self.state['stage'], len(self.stages) - 1)].name,
                          'global_step': self.state['global_step'],
                          'config': self.cfg.source,
+                         # embedded so that eval-bag reads new bags the way training did
+                         'topic_map': self.dataset.topic_map.to_mapping(),
                          'episodes': {'train': len(self.dataset.train_episodes),
                                       'validation': len(self.dataset.validation_episodes)}}})
         torch.save({'progress': dict(self.state), 'optimizer': optimizer.state_dict(),
