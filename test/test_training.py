@@ -215,3 +215,24 @@ def test_eval_sim_runs_the_exported_policy_closed_loop(collected):
     from hybrid_vla_ros.sim.tasks import get_task
     assert held in get_task('metaworld', 'drawer-open').held_out
     assert '| drawer-open |' in (collected / 'eval' / 'eval_sim.md').read_text()
+
+
+def test_eval_bag_reads_bags_the_way_the_checkpoint_was_trained(collected):
+    """A trained checkpoint embeds its topic map: eval-bag needs no --topic-map."""
+    ckpt = collected / 'run_hybrid' / 'best'
+    if not (ckpt / 'onnx' / 'manifest.json').is_file():
+        pytest.skip('needs the exported hybrid run of this module')
+    embedded = yaml.safe_load((ckpt / 'config.yaml').read_text())['training']['topic_map']
+    assert embedded['image_size'] == [32, 32] and embedded['chunk'] == 4
+    out = collected / 'eval_bag'
+    r = subprocess.run([f'{EXE_DIR}/hybrid-vla', 'eval-bag', '--checkpoint', str(ckpt),
+                        '--bags', str(collected / 'bags'), '--out', str(out)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    doc = json.loads((out / 'eval_bag.json').read_text())
+    assert len(doc['episodes']) == 4 and doc['skipped'] == []
+    assert doc['action_names'] == ['ee_command.linear.x', 'ee_command.linear.y',
+                                   'ee_command.linear.z', 'gripper_command.data']
+    # A trained policy tracks its own demonstrations far better than predicting zero.
+    for name, m in doc['overall']['next_action'].items():
+        assert m['mae_normalized'] < 1.0, (name, m)

@@ -90,7 +90,9 @@ class _Cursor:
         return out
 
 
-def _decompress(kind: str, payload: bytes, size: int) -> bytes:
+def _decompress(kind: str, payload: bytes, complete: bool) -> bytes:
+    """Decompress a chunk's records; a cut-off payload (`complete` False) is decompressed
+    as far as it goes, since zstd and lz4 frames stream."""
     if kind == '':
         return payload
     if kind == 'zstd':
@@ -98,20 +100,42 @@ def _decompress(kind: str, payload: bytes, size: int) -> bytes:
             from compression import zstd  # Python >= 3.14
         except ImportError:
             from backports import zstd
-        return zstd.decompress(payload)
+        if complete:
+            return zstd.decompress(payload)
+        return zstd.ZstdDecompressor().decompress(payload)
     if kind == 'lz4':
         import lz4.frame
-        return lz4.frame.decompress(payload)
+        if complete:
+            return lz4.frame.decompress(payload)
+        return lz4.frame.LZ4FrameDecompressor().decompress(payload)
     raise ValueError(f'unknown chunk compression {kind!r}')
 
 
-def _records(data: bytes, start: int) -> Iterator[Tuple[int, bytes, int]]:
-    """(opcode, content, end offset) of each record from `start`; raises `_Truncated`."""
+def _records(data: bytes, start: int) -> Iterator[Tuple[int, bytes, int, bool]]:
+    """(opcode, content, end offset, complete) of each record from `start`. The last record
+    of a cut-off file comes with complete False and whatever content exists."""
     cur = _Cursor(data, start)
     while cur.pos < len(data):
         opcode = cur.take(1)[0]
-        content = cur.take(cur.u64())
-        yield opcode, content, cur.pos
+        length = cur.u64()
+        available = min(length, len(data) - cur.pos)
+        content = cur.take(available)
+        yield opcode, content, cur.pos, available == length
+        if available < length:
+            return
+
+
+def _chunk_records(content: bytes, complete: bool) -> Iterator[Tuple[int, bytes]]:
+    cur = _Cursor(content)
+    cur.u64(), cur.u64(), cur.u64(), cur.u32()
+    kind = cur.string()
+    size = cur.u64()
+    payload = content[cur.pos:cur.pos + size]
+    inner = _decompress(kind, payload, complete and len(payload) == size)
+    for opcode, inner_content, _, inner_complete in _records(inner, 0):
+        if not inner_complete:
+            raise _Truncated('a chunk is cut short')
+        yield opcode, inner_content
 
 
 def _scan(data: bytes, sink) -> Tuple[int, Optional[str]]:
@@ -121,23 +145,19 @@ def _scan(data: bytes, sink) -> Tuple[int, Optional[str]]:
         return 0, 'the file does not start with the MCAP magic'
     good = len(MAGIC)
     try:
-        for opcode, content, end in _records(data, len(MAGIC)):
+        for opcode, content, end, complete in _records(data, len(MAGIC)):
             if opcode == OP_CHUNK:
-                cur = _Cursor(content)
-                cur.u64(), cur.u64()
-                size = cur.u64()
-                cur.u32()
-                kind = cur.string()
-                inner = _decompress(kind, cur.take(cur.u64()), size)
-                for inner_op, inner_content, _ in _records(inner, 0):
+                for inner_op, inner_content in _chunk_records(content, complete):
                     sink(inner_op, inner_content)
-            else:
+            elif complete:
                 sink(opcode, content)
+            if not complete:
+                return good, f'the file is cut short at byte {len(data)}'
             good = end
             if opcode in (OP_DATA_END, OP_FOOTER):
                 return good, None
     except _Truncated as exc:
-        return good, f'{exc}'
+        return good, f'{exc} (file cut at byte {len(data)})'
     except Exception as exc:  # a chunk that does not decompress or decode: damage
         return good, f'{type(exc).__name__}: {exc}'
     return good, None

@@ -36,7 +36,8 @@ class EpisodeScore:
     """One bag's predictions beside its recorded commands.
 
     ``predicted`` / ``recorded``: (T, K, A) float32, robot units; ``valid``: (T, K) bool;
-    ``stamps``: (T,) float64 seconds of each control step; ``note``: what was lost when the
+    ``stamps``: (T,) float64 seconds of each control step; ``action_names``: (A,) from the
+    topic map; ``note``: what was lost when the
     bag was damaged (None for an intact bag).
     """
 
@@ -47,6 +48,7 @@ class EpisodeScore:
     recorded: np.ndarray
     valid: np.ndarray
     stamps: np.ndarray
+    action_names: List[str]
     note: Optional[str] = None
 
 
@@ -186,7 +188,8 @@ def evaluate_bags(backend: Backend, sources: Sequence, tm: TopicMap, batch: int 
             recorded, valid = recorded_chunks(ep, backend.spec.chunk)
             task = ep.metadata.get('hybrid_vla.task', '')
             scores.append(EpisodeScore(str(bag), task, ep.instruction_at(0), predicted,
-                                       recorded, valid, ep.stamps.copy(), note))
+                                       recorded, valid, ep.stamps.copy(),
+                                       list(ep.action_names), note))
             if progress:
                 progress(f'[{i}/{len(bags)}] {bag.name}: {len(ep)} steps'
                          + (f' ({note})' if note else ''))
@@ -300,7 +303,8 @@ def evaluate(checkpoint, sources: Sequence, out, backend: str = 'onnxruntime',
     if not scores:
         reasons = '; '.join(f'{Path(s["bag"]).name}: {s["reason"]}' for s in skipped[:3])
         raise ConfigError(f'no bag could be scored ({len(skipped)} skipped: {reasons})')
-    names = list(be.spec.action_names) or [f'a{i}' for i in range(be.spec.action_dim)]
+    # Names from the policy, else from the topic map (checkpoints made outside `train`).
+    names = list(be.spec.action_names) or scores[0].action_names
     mean, std = action_stats(checkpoint)
     grip = gripper_index(names, gripper_dim)
     if gripper_threshold is None and grip is not None:
