@@ -24,6 +24,7 @@ COMMAND_MODULES: List[str] = [
     'hybrid_vla_ros.data.commands',
     'hybrid_vla_ros.sim.commands',
     'hybrid_vla_ros.ros.commands',
+    'hybrid_vla_ros.ros.bag_commands',
 ]
 
 

@@ -16,10 +16,10 @@ def run(*args):
 def test_model_info_reports_parts_and_parameters():
     r = run('model-info', '--config', 'config/models/default.yaml')
     assert r.returncode == 0, r.stderr
-    assert 'vision         cnn: 16 tokens x 256' in r.stdout
-    assert 'language       hf_text: 24 tokens x 384' in r.stdout
+    assert 'vision         cnn: 16 tokens x 192' in r.stdout
+    assert 'language       hf_text: 16 tokens x 384' in r.stdout
     trainable = int(r.stdout.strip().splitlines()[-1].split()[-1].replace(',', ''))
-    assert 4_000_000 < trainable < 7_000_000
+    assert 2_500_000 < trainable < 4_000_000
 
 
 def test_bad_config_is_one_clear_line(tmp_path):

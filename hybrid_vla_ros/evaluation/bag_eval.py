@@ -289,11 +289,11 @@ def evaluate(checkpoint, sources: Sequence, out, backend: str = 'onnxruntime',
              topic_map: Optional[str] = None, instruction: Optional[str] = None,
              threads: int = 1, batch: int = 1, gripper_dim: Optional[int] = None,
              gripper_threshold: Optional[float] = None, max_plot_episodes: int = 4,
-             progress: Optional[Callable[[str], None]] = print) -> dict:
+             progress: Optional[Callable[[str], None]] = print, with_scores: bool = False):
     """Score `checkpoint` on the bags in `sources` and write the report into `out`.
 
-    Returns the JSON document (also written as ``out/eval_bag.json``). Raises
-    `ConfigError` when no bag could be scored.
+    Returns the JSON document (also written as ``out/eval_bag.json``), or (document,
+    [EpisodeScore]) with `with_scores`. Raises `ConfigError` when no bag could be scored.
     """
     from ..inference.backend import load_backend
     from .bag_report import write_report
@@ -326,4 +326,4 @@ def evaluate(checkpoint, sources: Sequence, out, backend: str = 'onnxruntime',
                          'note': s.note, 'metrics': metrics([s])} for s in scores],
            'skipped': skipped}
     write_report(out, doc, scores, std, max_plot_episodes)
-    return doc
+    return (doc, scores) if with_scores else doc

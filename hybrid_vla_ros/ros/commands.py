@@ -1,4 +1,4 @@
-"""``hybrid-vla bringup | say | demo | bench-ros``: the ROS 2 runtime's sub-commands.
+"""``hybrid-vla bringup | say | demo | bench-ros | replay-check``: the ROS 2 sub-commands.
 
 Nothing here imports rclpy at module level (the CLI imports every command module to build
 its help); the command bodies do.
@@ -148,3 +148,28 @@ def bench_ros(args) -> int:
           f'{doc["missed_fraction"]:.2%}')
     print(f'wrote {write_doc(doc, args.out)}')
     return 0
+
+
+def _replay_check_args(p) -> None:
+    p.add_argument('--checkpoint', required=True, help='exported checkpoint directory')
+    p.add_argument('--bag', required=True, help='one rosbag2 episode directory')
+    p.add_argument('--out', required=True, help='directory for replay_check.json, the '
+                   'offline report, the recorded commands and the node logs')
+    p.add_argument('--rate', type=float, default=0.25,
+                   help='playback speed factor (default 0.25: a quarter of real time)')
+    p.add_argument('--tolerance', type=float, default=1e-4,
+                   help='largest accepted |online - offline| per action entry (default 1e-4)')
+    p.add_argument('--topic-map', help='topic map of the bag (default: the checkpoint\'s)')
+    p.add_argument('--backend', default='onnxruntime', help='backend of nodes and scorer')
+
+
+@command('replay-check', 'replay a bag through the running nodes, record their commands and '
+         'compare them with eval-bag on the same bag (docs/evaluation.md)', _replay_check_args)
+def replay_check(args) -> int:
+    """Run the check; exit 0 when online and offline agree, 1 otherwise."""
+    from .replay_check import replay_check as run
+    result = run(args.checkpoint, args.bag, args.out, rate=args.rate,
+                 tolerance=args.tolerance, topic_map=args.topic_map, backend=args.backend)
+    print(result.summary())
+    print(f'wrote {args.out}/replay_check.json')
+    return 0 if result.ok else 1
