@@ -71,15 +71,10 @@ def message_class(msgtype: str):
 
 
 def parse_remaps(items: Optional[Sequence[str]]) -> Dict[str, str]:
-    """``['a:=b', ...]`` -> ``{'a': 'b'}``; raises ConfigError on a malformed item."""
-    remap: Dict[str, str] = {}
-    for item in items or ():
-        source, sep, target = item.partition(':=')
-        if not sep or not source.strip('/') or not target.strip('/'):
-            raise ConfigError(f'--remap {item!r}: expected FROM:=TO, e.g. '
-                              f'joint_states:=/arm/joint_states')
-        remap[source] = target
-    return remap
+    """``['a:=b', ...]`` -> ``{'a': 'b'}``; raises ConfigError on a malformed item (the
+    launch-argument syntax, `nodeset.parse_remaps`)."""
+    from .nodeset import parse_remaps as parse_pairs
+    return dict(pair for item in items or () for pair in parse_pairs(item, '--remap'))
 
 
 def _bare(name: str) -> str:
