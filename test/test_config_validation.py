@@ -94,3 +94,18 @@ def test_file_errors(tmp_path):
     wrong.write_text('fusion:\n  type: transformer\n  dim: -3\n')
     with pytest.raises(ConfigError, match=r'wrong\.yaml: model\.fusion\.dim'):
         load_model_config(wrong)
+
+
+def test_training_config_paths_resolve_from_any_directory(tmp_path, monkeypatch):
+    """`config/data/metaworld.yaml` in a training config means the package's file wherever
+    the command runs; a path that exists nowhere names every place looked in."""
+    from hybrid_vla_ros.training.config import load_train_config
+    monkeypatch.chdir(tmp_path)
+    cfg = load_train_config(f'{REPO}/config/train/default.yaml')
+    assert cfg.data.topic_map == f'{REPO}/config/data/metaworld.yaml'
+    assert cfg.model['fusion']['type'] == 'transformer'
+    bad = tmp_path / 'train.yaml'
+    bad.write_text('data: {topic_map: maps/mine.yaml}\n')
+    with pytest.raises(ConfigError, match=r'data\.topic_map: maps/mine.yaml not found') as err:
+        load_train_config(bad)
+    assert str(tmp_path / 'maps/mine.yaml') in str(err.value)

@@ -23,9 +23,9 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from ..paths import PACKAGE, data_root
 from ..schema import ConfigError
 
-PACKAGE = 'hybrid_vla_ros'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,30 +106,6 @@ def _check_set(set_name: str) -> None:
     if set_name not in NODE_SETS:
         raise ConfigError(f'node set {set_name!r} is unknown; choose one of '
                           f'{", ".join(NODE_SETS)}')
-
-
-def repo_root() -> Optional[Path]:
-    """The source checkout this module runs from, if it is one (has config/ros/)."""
-    root = Path(__file__).resolve().parents[2]
-    return root if (root / 'config' / 'ros').is_dir() else None
-
-
-def share_dir() -> Optional[Path]:
-    """share/hybrid_vla_ros of an installed package (colcon), if there is one."""
-    try:
-        from ament_index_python.packages import get_package_share_directory
-        return Path(get_package_share_directory(PACKAGE))
-    except Exception:  # not installed with colcon, or ament_index absent
-        return None
-
-
-def data_root() -> Path:
-    """Where config/ and models/ are: the checkout first, else the installed share dir."""
-    root = repo_root() or share_dir()
-    if root is None:
-        raise ConfigError('cannot find config/ros: run from the source checkout or install '
-                          'the package with colcon')
-    return root
 
 
 def config_path(name: str) -> str:

@@ -16,9 +16,9 @@ clipping, seeding. The strategies are presets of stages:
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from typing import Any, List, Optional
 
+from ..paths import find_file
 from ..schema import ConfigError, from_mapping, load_yaml, spec, to_mapping
 
 PARTS = ('vision', 'language', 'fusion', 'decoder', 'modular')
@@ -123,8 +123,9 @@ class TrainConfig:
 
 
 def load_train_config(path) -> TrainConfig:
-    """Read and validate a training YAML; the model may be a path (relative to the YAML's
-    directory or the working directory) or an inline mapping."""
+    """Read and validate a training YAML. The model may be an inline mapping or a path, and
+    the topic map a path; paths are looked up in the working directory, next to the YAML,
+    then in the package's data (`paths.find_file`)."""
     data = load_yaml(path)
     unknown = sorted(set(data) - {'model', 'data', 'optim'})
     if unknown:
@@ -132,17 +133,14 @@ def load_train_config(path) -> TrainConfig:
                           'data, optim')
     model = data.get('model', 'config/models/default.yaml')
     if isinstance(model, str):
-        candidates = [Path(model), Path(path).parent / model]
-        found = next((c for c in candidates if c.is_file()), None)
-        if found is None:
-            raise ConfigError(f'{path}: model: {model} not found (looked in the working '
-                              f'directory and next to {path})')
-        model = load_yaml(found)
+        model = load_yaml(find_file(model, path, 'model'))
         model = model.get('model', model)
     elif not isinstance(model, dict):
         raise ConfigError(f'{path}: model: expected a path or a mapping, got {model!r}')
     try:
-        cfg = TrainConfig(model=model, data=from_mapping(DataConfig, data.get('data'), 'data'),
+        data_cfg = from_mapping(DataConfig, data.get('data'), 'data')
+        data_cfg.topic_map = str(find_file(data_cfg.topic_map, path, 'data.topic_map'))
+        cfg = TrainConfig(model=model, data=data_cfg,
                           optim=from_mapping(OptimConfig, data.get('optim'), 'optim'),
                           source=str(path))
     except ConfigError as exc:
