@@ -180,6 +180,8 @@ def test_damaged_bags_are_scored_as_far_as_readable_and_reported(checkpoint, col
     shutil.copytree(src, corrupt)
     (mcap,) = corrupt.glob('*.mcap')
     mcap.write_bytes(b'not an mcap file at all' * 100)
+    from test_data_bags import write_episode
+    write_episode(tmp_path / 'bags' / 'no_camera', skip_topics=('front/image_raw',))
     out = tmp_path / 'out'
     r = eval_bag('--checkpoint', checkpoint, '--bags', tmp_path / 'bags', '--out', out,
                  '--topic-map', collected / 'map.yaml')
@@ -192,8 +194,12 @@ def test_damaged_bags_are_scored_as_far_as_readable_and_reported(checkpoint, col
     from hybrid_vla_ros.data.topic_map import load_topic_map
     whole = len(load_episode(src, load_topic_map(collected / 'map.yaml')))
     assert 0 < ep['metrics']['steps'] < whole
-    (skipped,) = doc['skipped']
-    assert skipped['bag'] == str(corrupt) and 'cannot open' in skipped['reason']
+    corrupt_skip, no_camera_skip = doc['skipped']
+    assert corrupt_skip['bag'] == str(corrupt) and 'cannot open' in corrupt_skip['reason']
+    # A bag without a topic of the map: skipped, naming it and listing what the bag has.
+    assert no_camera_skip['bag'].endswith('no_camera')
+    assert 'front/image_raw' in no_camera_skip['reason']
+    assert 'ee_pose' in no_camera_skip['reason']
     report = (out / 'report.md').read_text()
     assert 'corrupt' in report and 'damaged bag' in report
 

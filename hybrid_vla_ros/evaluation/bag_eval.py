@@ -158,10 +158,11 @@ def evaluate_bags(backend: Backend, sources: Sequence, tm: TopicMap, batch: int 
                   progress: Optional[Callable[[str], None]] = print):
     """Score every bag found in `sources` (bag directories or parents of them).
 
-    Returns (scores: List[EpisodeScore], skipped: List[dict(bag, reason)]). A bag that
-    cannot be read at all is skipped with its reason; a topic map that does not fit the
-    bags (a missing topic) raises `ConfigError` naming the topic and the bag's topics,
-    since every other bag of the same recording would fail the same way.
+    Returns (scores: List[EpisodeScore], skipped: List[dict(bag, reason)], interrupted:
+    bool). A bag that cannot be read, or that the topic map does not fit (a missing topic:
+    the reason names it and lists the bag's topics), is skipped with its reason and the
+    others are still scored. Ctrl-C stops after the current bag and returns what was
+    scored, so the report of a long run is never lost.
     """
     check_topic_map_fits(tm, backend)
     bags, unfinished = find_bags(sources)
@@ -172,19 +173,25 @@ def evaluate_bags(backend: Backend, sources: Sequence, tm: TopicMap, batch: int 
     scores: List[EpisodeScore] = []
     skipped: List[dict] = []
     warned: set = set()
+    interrupted = False
     with tempfile.TemporaryDirectory(prefix='eval_bag_') as tmp:
         for i, bag in enumerate(bags, 1):
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter('ignore')
                     ep, note = _load(bag, tm, Path(tmp), warned)
-            except BagContentError as exc:
+                _check_episode_fits(ep, backend)
+                predicted = predict_episode(backend, ep, batch)
+            except (BagContentError, ConfigError) as exc:
                 skipped.append({'bag': str(bag), 'reason': str(exc)})
                 if progress:
                     progress(f'[{i}/{len(bags)}] {bag.name}: skipped: {exc}')
                 continue
-            _check_episode_fits(ep, backend)
-            predicted = predict_episode(backend, ep, batch)
+            except KeyboardInterrupt:
+                interrupted = True
+                if progress:
+                    progress(f'interrupted: reporting the {len(scores)} bags scored so far')
+                break
             recorded, valid = recorded_chunks(ep, backend.spec.chunk)
             task = ep.metadata.get('hybrid_vla.task', '')
             scores.append(EpisodeScore(str(bag), task, ep.instruction_at(0), predicted,
@@ -193,7 +200,7 @@ def evaluate_bags(backend: Backend, sources: Sequence, tm: TopicMap, batch: int 
             if progress:
                 progress(f'[{i}/{len(bags)}] {bag.name}: {len(ep)} steps'
                          + (f' ({note})' if note else ''))
-    return scores, skipped
+    return scores, skipped, interrupted
 
 
 # ---------------------------------------------------------------------------------------
@@ -299,7 +306,7 @@ def evaluate(checkpoint, sources: Sequence, out, backend: str = 'onnxruntime',
     from .bag_report import write_report
     be = load_backend(checkpoint, backend, threads=threads)
     tm = resolve_topic_map(checkpoint, topic_map, instruction)
-    scores, skipped = evaluate_bags(be, sources, tm, batch, progress)
+    scores, skipped, interrupted = evaluate_bags(be, sources, tm, batch, progress)
     if not scores:
         reasons = '; '.join(f'{Path(s["bag"]).name}: {s["reason"]}' for s in skipped[:3])
         raise ConfigError(f'no bag could be scored ({len(skipped)} skipped: {reasons})')
@@ -324,6 +331,6 @@ def evaluate(checkpoint, sources: Sequence, out, backend: str = 'onnxruntime',
            'overall': metrics(scores),
            'episodes': [{'bag': s.bag, 'task': s.task, 'instruction': s.instruction,
                          'note': s.note, 'metrics': metrics([s])} for s in scores],
-           'skipped': skipped}
+           'skipped': skipped, 'interrupted': interrupted}
     write_report(out, doc, scores, std, max_plot_episodes)
     return (doc, scores) if with_scores else doc

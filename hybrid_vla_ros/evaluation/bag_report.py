@@ -166,7 +166,9 @@ def markdown_report(doc: dict) -> str:
     lines = [f'# eval-bag: {doc["checkpoint"]}', '',
              f'Backend {doc["backend"]}; {len(doc["episodes"])} bags scored, '
              f'{len(doc["skipped"])} skipped; {doc["overall"]["steps"]} control steps; '
-             f'chunk K = {doc["chunk"]}.', '']
+             f'chunk K = {doc["chunk"]}.'
+             + (' **Interrupted**: only the bags listed were scored.' if doc.get('interrupted')
+                else ''), '']
     o = doc['overall']
     lines += ['## Overall', '', '| dimension | next-action MAE | RMSE | MAE / std | RMSE / std '
               '| chunk MAE / std |', '|---|---|---|---|---|---|']

@@ -84,4 +84,4 @@ def eval_bag(args) -> int:
     if o['gripper_agreement'] is not None:
         print(f'  gripper agreement {o["gripper_agreement"]:.1%}')
     print(f'wrote {args.out}/report.md, eval_bag.json, metrics.csv, steps.csv, plots/')
-    return 0
+    return 130 if doc['interrupted'] else 0
