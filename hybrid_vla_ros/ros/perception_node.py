@@ -78,6 +78,7 @@ def make_node():
             self.fault: Optional[str] = None
             self.last_error: Optional[str] = None
             self.last_error_time = 0.0
+            self.sync_problem: Optional[str] = None   # cameras out of sync_tolerance
             self._resized: set = set()
             self.cameras: List[dict] = []
             self.topics: List[str] = []
@@ -149,11 +150,13 @@ def make_node():
             for cam in self.cameras:
                 frame = self.frames.get(cam['name'])
                 if frame is None or abs(frame[1] - t_first) > self.params['sync_tolerance']:
-                    self.diag.update(WARN, f'camera {cam["name"]} has no frame within '
-                                           f'sync_tolerance of camera {first}; waiting')
+                    self.sync_problem = (f'camera {cam["name"]} has no frame within '
+                                         f'sync_tolerance of camera {first}; waiting')
+                    self.diag.update(WARN, self.sync_problem)
                     return
                 images.append(frame[0])
                 stamps.append(frame)
+            self.sync_problem = None
             oldest = min(stamps, key=lambda f: f[1])
             t0 = time.perf_counter()
             try:
@@ -183,6 +186,8 @@ def make_node():
                 self.diag.update(ERROR, self.fault, **values)
             elif self.last_error and time.monotonic() - self.last_error_time < 2.0:
                 self.diag.update(ERROR, self.last_error, **values)
+            elif self.sync_problem:
+                self.diag.update(WARN, self.sync_problem, **values)
             elif self.rate.count == 0:
                 self.diag.update(WARN, 'waiting for images on ' + ', '.join(
                     self.resolve_topic_name(t) for t in self.topics), **values)
