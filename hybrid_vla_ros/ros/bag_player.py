@@ -385,6 +385,25 @@ class BagPlayer:
         stop.wait(settle_s)
         return not stop.is_set()
 
+    def prime(self) -> int:
+        """Publish once, now, the messages that share the bag's first log time (with
+        /clock when `clock`), and return how many. Repeating this until the graph answers
+        proves that discovery is complete end to end before the timed playback starts — a
+        subscriber that has not yet matched a new publisher drops its first samples."""
+        errors: List[str] = []
+        first, sent = None, 0
+        for topic, ns, data in self.source.messages(list(self._publishers), errors):
+            if first is None:
+                first = ns
+                if self._clock is not None:
+                    self._clock_msg.clock.sec, self._clock_msg.clock.nanosec = divmod(ns, 10**9)
+                    self._clock.publish(self._clock_msg)
+            if ns != first:
+                break
+            self._publishers[topic][1].publish(data)
+            sent += 1
+        return sent
+
     def play(self, stop_event: Optional[threading.Event] = None) -> PlaybackReport:
         """Publish the bag (every pass, with ``loop``) and return the report. Blocks; stops
         early, between two messages, when `stop_event` is set."""

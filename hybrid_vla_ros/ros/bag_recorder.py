@@ -250,6 +250,12 @@ class BagRecorder:
         """Requested topics not subscribed yet (no publisher seen so far)."""
         return [t for t in self._topics if t not in self._subscriptions]
 
+    def matched(self) -> bool:
+        """Whether every topic is subscribed and its subscription has matched a publisher
+        (discovery done in both directions: nothing published from now on is missed)."""
+        return not self.pending and all(sub.get_publisher_count() > 0
+                                        for sub in self._subscriptions.values())
+
     def counts(self) -> Dict[str, int]:
         """Topic -> messages written so far."""
         with self._lock:

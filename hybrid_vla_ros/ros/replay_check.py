@@ -210,9 +210,19 @@ def replay_check(checkpoint, bag, out, rate: float = 0.25,
         if not driver.say(score.instruction, ack_timeout=15.0):
             raise ConfigError('the instruction node did not answer the instruction')
 
-        player = BagPlayer(driver.node, bag, topics=list(_input_topics(tm)),
-                           remap=_input_topics(tm), rate=rate, clock=True,
-                           latched=[tm.instruction.topic])
+        inputs = _input_topics(tm)
+        # The first instruction was said above; replaying that same single message would
+        # only flush the policy's queue at the first step. A bag whose instruction changes
+        # is replayed with its instruction topic.
+        from .bag_player import _BagSource
+        source = _BagSource(bag)
+        info = source.topics.get(tm.instruction.topic) or source.topics.get(
+            '/' + tm.instruction.topic.lstrip('/'))
+        source.close()
+        if info is not None and info.count <= 1:
+            inputs.pop(tm.instruction.topic)
+        player = BagPlayer(driver.node, bag, topics=list(inputs), remap=inputs, rate=rate,
+                           clock=True, latched=[tm.instruction.topic])
         camera_outs = {out for name, out in player.topics.items()
                        if name.lstrip('/') in camera_topics}
 
@@ -231,9 +241,21 @@ def replay_check(checkpoint, bag, out, rate: float = 0.25,
         if not driver.spin_until(lambda: player.publishers_ready(), 30.0):
             raise ConfigError('the nodes did not subscribe to '
                               + ', '.join(player.missing_subscribers()))
-        driver.spin_for(1.0)  # let discovery settle in both directions
+        if not driver.spin_until(recorder.matched, 30.0):
+            raise ConfigError('the recorder did not match the policy\'s command publishers')
         driver.node.destroy_timer(clock_timer)
         driver.node.destroy_publisher(clock_pub)
+        # Prime the graph with the bag's first step until its command comes back: then
+        # every reader on the way has matched its writer and no timed frame is lost. The
+        # replayed first step's second answer is identical and ignored.
+        first_stamp = min(offline)
+        deadline = time.monotonic() + 30.0
+        while first_stamp not in driver.commands:
+            if time.monotonic() > deadline:
+                raise ConfigError('the nodes did not answer the bag\'s first step within 30 s '
+                                  f'(see {out / "logs"})')
+            player.prime()
+            driver.spin_for(0.3)
         log(f'online: replaying {bag.name} at rate {rate:g} ...')
         result: dict = {}
         thread = threading.Thread(target=lambda: result.setdefault('report', player.play()),
@@ -272,10 +294,14 @@ def replay_check(checkpoint, bag, out, rate: float = 0.25,
                                'offline': expected_action.tolist(),
                                'max_abs_diff': float(diff.max())})
     missed = sorted(set(offline.values()) - seen)
-    lat = [received[s] - published[s] for s in published if s in received]
+    # The first step was answered while priming, before its timed publication: not counted.
+    by_step = {offline[s]: (received[s] - published[s]) * 1e3 for s in published
+               if s in received and s in offline and s != min(offline)}
+    lat = [v / 1e3 for v in by_step.values()]
     latency = ({'p50': float(np.percentile(lat, 50) * 1e3),
                 'p99': float(np.percentile(lat, 99) * 1e3), 'max': float(max(lat) * 1e3),
-                'n': len(lat)} if lat else {})
+                'n': len(lat), 'slowest_step': int(max(by_step, key=by_step.get))}
+               if lat else {})
     res = ReplayCheckResult(str(bag), len(offline), matched, missed, mismatches,
                             max_diff.tolist(), tolerance, latency, playback,
                             str(commands_dir))
