@@ -107,3 +107,28 @@ def test_padding_tokens_do_not_change_the_result():
         ids[mask == 0] = 77  # garbage where the mask says padding
         other = policy(batch['images'], ids, mask, batch['proprio'])['actions']
     torch.testing.assert_close(ref, other)
+
+
+def test_coord_channels_tell_the_cnn_where_pixels_are(tmp_path):
+    """`vision.coord_channels`: x / y in [-1, 1] enter the first conv as two channels (so a
+    uniform image gives position-dependent features before any position embedding), and
+    the exported graph matches torch (export checks parity and fails otherwise)."""
+    from hybrid_vla_ros.export.onnx_export import export_checkpoint
+    from hybrid_vla_ros.model import save_checkpoint
+    from hybrid_vla_ros.model.config import Stats
+    mapping = tiny_mapping()
+    mapping['vision']['coord_channels'] = True
+    torch.manual_seed(0)
+    policy = build_policy(parse_model_config(mapping))
+    cnn = policy.vision
+    assert cnn.backbone[0].in_channels == 5
+    assert cnn.coords[0, 0, 0, 0] == -1 and cnn.coords[0, 0, 0, -1] == 1   # x
+    assert cnn.coords[0, 1, 0, 0] == -1 and cnn.coords[0, 1, -1, 0] == 1   # y
+    flat = torch.full((1, 3, 32, 32), 0.5)
+    features = cnn.backbone(torch.cat([flat, cnn.coords], 1))
+    assert features.std(dim=(2, 3)).max() > 1e-4   # not the same at every position
+    policy.set_normalization(Stats(mean=[0.0] * 4, std=[1.0] * 4),
+                             Stats(mean=[0.0] * 3, std=[1.0] * 3))
+    save_checkpoint(policy, tmp_path / 'ckpt')
+    export_checkpoint(tmp_path / 'ckpt', log=lambda *a: None)
+    assert (tmp_path / 'ckpt' / 'onnx' / 'vision.onnx').is_file()

@@ -119,6 +119,9 @@ class CnnVisionEncoder(VisionEncoder):
                                  doc='RGB mean in [0, 1] subtracted inside the graph')
         std: List[float] = spec(default_factory=lambda: list(IMAGENET_STD),
                                 doc='RGB std in [0, 1] divided inside the graph')
+        coord_channels: bool = spec(False, doc='append x and y pixel coordinates in [-1, 1] '
+                                               'as two input channels (CoordConv: helps '
+                                               'the network say where things are)')
 
         def validate(self, path: str) -> None:
             """Check stage widths against the GroupNorm group count."""
@@ -147,7 +150,15 @@ class CnnVisionEncoder(VisionEncoder):
     def __init__(self, cfg: CnnVisionEncoder.Config, observation: ObservationSpec):
         super().__init__(observation, cfg.mean, cfg.std)
         layers = []
-        c_in = 3
+        c_in = 5 if cfg.coord_channels else 3
+        if cfg.coord_channels:
+            ys = torch.linspace(-1.0, 1.0, self.height).view(1, 1, -1, 1)
+            xs = torch.linspace(-1.0, 1.0, self.width).view(1, 1, 1, -1)
+            coords = torch.cat([xs.expand(1, 1, self.height, self.width),
+                                ys.expand(1, 1, self.height, self.width)], dim=1)
+            self.register_buffer('coords', coords, persistent=False)
+        else:
+            self.coords = None
         for c, n_extra in zip(cfg.channels, cfg.convs_per_stage(), strict=True):
             layers += [nn.Conv2d(c_in, c, 3, stride=2, padding=1), nn.GroupNorm(cfg.groups, c),
                        nn.GELU()]
@@ -167,6 +178,8 @@ class CnnVisionEncoder(VisionEncoder):
 
     def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
         """(B*N, 3, H, W) -> (B*N, h*w, dim)."""
+        if self.coords is not None:
+            frames = torch.cat([frames, self.coords.expand(frames.shape[0], -1, -1, -1)], 1)
         return self.position(self.project(self.backbone(frames)))
 
 
