@@ -275,3 +275,19 @@ def test_parity_on_real_simulator_frames(exported):
         chunk_o = ort_be.core(vis_o, lang[:batch], mask[:batch], proprio[:batch])
         chunk_t = torch_be.core(vis_t, lang[:batch], mask[:batch], proprio[:batch])
         assert np.abs(chunk_o - chunk_t).max() <= 1e-4
+
+
+def test_checkpoint_written_before_a_new_config_key_exports_and_loads(tmp_path):
+    """A config.yaml written before a release added a key (here `vision.coord_channels`,
+    whose default leaves the network unchanged) still exports and loads: the manifest
+    carries the hash of config.yaml as written, the one runtimes compare."""
+    import yaml
+
+    from hybrid_vla_ros.export.onnx_export import export_checkpoint
+    ckpt = _make_checkpoint(tmp_path / 'old')
+    doc = yaml.safe_load((ckpt / 'config.yaml').read_text())
+    doc['model']['vision'].pop('coord_channels')
+    (ckpt / 'config.yaml').write_text(yaml.safe_dump(doc))
+    export_checkpoint(ckpt, log=lambda *a: None)
+    backend = load_backend(ckpt, 'onnxruntime')
+    assert backend.encode_vision(np.zeros((1, *backend.spec.image_shape), np.uint8)).ndim == 3

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from ..inference.manifest import MANIFEST_FILE, MANIFEST_FORMAT, ONNX_DIR, sha256_file
+from ..inference.spec import read_spec
 from ..model import load_checkpoint
 from ..schema import ConfigError
 from .io_spec import part_io
@@ -181,7 +182,9 @@ def export_checkpoint(checkpoint_dir, opset: int = DEFAULT_OPSET, fp16: bool = F
         manifest = {
             'format': MANIFEST_FORMAT,
             'opset': opset,
-            'config_hash': policy.cfg.architecture_hash(),
+            # The hash runtimes compare: of config.yaml as written, so that a later release
+            # adding a config key (with its default) does not orphan existing exports.
+            'config_hash': read_spec(ckpt).config_hash,
             'weights_sha256': sha256_file(ckpt / 'model.safetensors'),
             'torch_version': torch.__version__,
             'exported_unix_time': int(time.time()),
