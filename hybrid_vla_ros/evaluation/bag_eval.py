@@ -37,8 +37,9 @@ class EpisodeScore:
 
     ``predicted`` / ``recorded``: (T, K, A) float32, robot units; ``valid``: (T, K) bool;
     ``stamps``: (T,) float64 seconds of each control step; ``action_names``: (A,) from the
-    topic map; ``note``: what was lost when the
-    bag was damaged (None for an intact bag).
+    topic map; ``instructions``: the distinct instruction texts of the bag (``instruction``
+    is the first step's); ``note``: what was lost when the bag was damaged (None for an
+    intact bag).
     """
 
     bag: str
@@ -49,6 +50,7 @@ class EpisodeScore:
     valid: np.ndarray
     stamps: np.ndarray
     action_names: List[str]
+    instructions: List[str]
     note: Optional[str] = None
 
 
@@ -196,7 +198,7 @@ def evaluate_bags(backend: Backend, sources: Sequence, tm: TopicMap, batch: int 
             task = ep.metadata.get('hybrid_vla.task', '')
             scores.append(EpisodeScore(str(bag), task, ep.instruction_at(0), predicted,
                                        recorded, valid, ep.stamps.copy(),
-                                       list(ep.action_names), note))
+                                       list(ep.action_names), list(ep.instructions), note))
             if progress:
                 progress(f'[{i}/{len(bags)}] {bag.name}: {len(ep)} steps'
                          + (f' ({note})' if note else ''))
@@ -296,11 +298,11 @@ def evaluate(checkpoint, sources: Sequence, out, backend: str = 'onnxruntime',
              topic_map: Optional[str] = None, instruction: Optional[str] = None,
              threads: int = 1, batch: int = 1, gripper_dim: Optional[int] = None,
              gripper_threshold: Optional[float] = None, max_plot_episodes: int = 4,
-             progress: Optional[Callable[[str], None]] = print, with_scores: bool = False):
+             progress: Optional[Callable[[str], None]] = print):
     """Score `checkpoint` on the bags in `sources` and write the report into `out`.
 
-    Returns the JSON document (also written as ``out/eval_bag.json``), or (document,
-    [EpisodeScore]) with `with_scores`. Raises `ConfigError` when no bag could be scored.
+    Returns (the JSON document, also written as ``out/eval_bag.json``; the
+    [EpisodeScore] it was computed from). Raises `ConfigError` when no bag could be scored.
     """
     from ..inference.backend import load_backend
     from .bag_report import write_report
@@ -333,4 +335,4 @@ def evaluate(checkpoint, sources: Sequence, out, backend: str = 'onnxruntime',
                          'note': s.note, 'metrics': metrics([s])} for s in scores],
            'skipped': skipped, 'interrupted': interrupted}
     write_report(out, doc, scores, std, max_plot_episodes)
-    return (doc, scores) if with_scores else doc
+    return doc, scores

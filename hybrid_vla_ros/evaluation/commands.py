@@ -72,7 +72,7 @@ def _eval_bag_args(p) -> None:
 def eval_bag(args) -> int:
     """Score, write the report, print the summary."""
     from .bag_eval import evaluate
-    doc = evaluate(args.checkpoint, args.bags, args.out, args.backend, args.topic_map,
+    doc, _ = evaluate(args.checkpoint, args.bags, args.out, args.backend, args.topic_map,
                    args.instruction, args.threads, args.batch, args.gripper_dim,
                    args.gripper_threshold, args.plot_episodes)
     o = doc['overall']

@@ -93,22 +93,6 @@ class Backend(abc.ABC):
         check_inputs(part, self.io[part], feeds)
         return self._run(part, feeds)
 
-    def warm_up(self, runs: int = 2) -> None:
-        """Run every loaded part `runs` times on batch-1 inputs (zeros; masks all ones).
-
-        onnxruntime plans and allocates on a part's first run, which takes hundreds of
-        milliseconds; a node that warms up at start answers its first camera frame as fast
-        as the others instead of dropping the frames that arrive meanwhile.
-        """
-        for part, io in self.io.items():
-            feeds = {}
-            for spec in io['inputs']:
-                shape = [1] + [int(d) for d in spec['shape'][1:]]
-                fill = 1 if spec['name'].endswith('mask') else 0
-                feeds[spec['name']] = np.full(shape, fill, dtype=np.dtype(spec['dtype']))
-            for _ in range(runs):
-                self.run(part, feeds)
-
     def encode_vision(self, images: np.ndarray) -> np.ndarray:
         """(B, N, H, W, 3) uint8 -> visual tokens (B, T, Dv) float32."""
         return self.run('vision', {'images': images})

@@ -61,7 +61,6 @@ def open_model(checkpoint: str, backend: str = 'onnxruntime',
         from ..inference import load_backend
         be = load_backend(path, backend, parts=parts, threads=threads,
                           providers=providers or ('cpu',), fp16=fp16)
-        be.warm_up()  # the first camera frame must not wait for lazy initialization
     except Exception as exc:  # ConfigError, ManifestError, BackendUnavailable, ORT errors
         return LoadedModel(None, f'cannot load checkpoint {path} with {backend}: {exc}', '',
                            str(path), '')

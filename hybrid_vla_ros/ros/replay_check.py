@@ -7,9 +7,12 @@ what ``eval-bag`` predicts for the same bag.
    bag's clock (``use_sim_time``; the player publishes ``/clock``), with the policy
    re-planning every tick (``replan_every: 1``, synchronous) and its safety limits opened
    wide, so that each command is the first action of the chunk computed for one image —
-   the quantity eval-bag scores. The bag's camera, proprioception and instruction topics
-   are played on the nodes' input topics from their serialized bytes; the commands the
-   policy publishes (``ee_command`` twist + ``gripper_command``) are recorded to a rosbag2.
+   the quantity eval-bag scores. The first instruction is said, the bag's first step is
+   published until the graph answers it (discovery complete end to end), then the bag's
+   camera and proprioception topics — and its instruction topic when the instruction
+   changes — are played on the nodes' input topics from their serialized bytes; the
+   commands the policy publishes (``ee_command`` twist + ``gripper_command``) are
+   recorded to a rosbag2.
 3. Each recorded command is matched to the offline step with the same stamp (commands
    carry the stamp of the image they answer); differences above the tolerance are
    mismatches, offline steps without a command are reported as missed.
@@ -168,9 +171,10 @@ def replay_check(checkpoint, bag, out, rate: float = 0.25,
     log('offline: scoring the bag with eval-bag ...')
     del be
     _, scores = evaluate(checkpoint, [bag], out / 'offline', backend, topic_map,
-                         progress=None, with_scores=True)
+                         progress=None)
     score = scores[0]
     offline = {int(round(s * 1e9)): t for t, s in enumerate(score.stamps)}
+    first_stamp = min(offline)
 
     specs = process_specs('robot', {'checkpoint': str(checkpoint), 'backend': backend,
                                     'params_file': config_path('robot.yaml')},
@@ -211,15 +215,10 @@ def replay_check(checkpoint, bag, out, rate: float = 0.25,
             raise ConfigError('the instruction node did not answer the instruction')
 
         inputs = _input_topics(tm)
-        # The first instruction was said above; replaying that same single message would
-        # only flush the policy's queue at the first step. A bag whose instruction changes
-        # is replayed with its instruction topic.
-        from .bag_player import _BagSource
-        source = _BagSource(bag)
-        info = source.topics.get(tm.instruction.topic) or source.topics.get(
-            '/' + tm.instruction.topic.lstrip('/'))
-        source.close()
-        if info is not None and info.count <= 1:
+        # The first instruction was said above; replaying the same text would only flush
+        # the policy's queue at the first step. A bag whose instruction changes is replayed
+        # with its instruction topic.
+        if len(score.instructions) == 1:
             inputs.pop(tm.instruction.topic)
         player = BagPlayer(driver.node, bag, topics=list(inputs), remap=inputs, rate=rate,
                            clock=True, latched=[tm.instruction.topic])
@@ -248,7 +247,6 @@ def replay_check(checkpoint, bag, out, rate: float = 0.25,
         # Prime the graph with the bag's first step until its command comes back: then
         # every reader on the way has matched its writer and no timed frame is lost. The
         # replayed first step's second answer is identical and ignored.
-        first_stamp = min(offline)
         deadline = time.monotonic() + 30.0
         while first_stamp not in driver.commands:
             if time.monotonic() > deadline:
@@ -295,13 +293,12 @@ def replay_check(checkpoint, bag, out, rate: float = 0.25,
                                'max_abs_diff': float(diff.max())})
     missed = sorted(set(offline.values()) - seen)
     # The first step was answered while priming, before its timed publication: not counted.
-    by_step = {offline[s]: (received[s] - published[s]) * 1e3 for s in published
-               if s in received and s in offline and s != min(offline)}
-    lat = [v / 1e3 for v in by_step.values()]
-    latency = ({'p50': float(np.percentile(lat, 50) * 1e3),
-                'p99': float(np.percentile(lat, 99) * 1e3), 'max': float(max(lat) * 1e3),
-                'n': len(lat), 'slowest_step': int(max(by_step, key=by_step.get))}
-               if lat else {})
+    latency_ms = {offline[s]: (received[s] - published[s]) * 1e3 for s in published
+                  if s in received and s in offline and s != first_stamp}
+    lat = list(latency_ms.values())
+    latency = ({'p50': float(np.percentile(lat, 50)), 'p99': float(np.percentile(lat, 99)),
+                'max': float(max(lat)), 'n': len(lat),
+                'slowest_step': int(max(latency_ms, key=latency_ms.get))} if lat else {})
     res = ReplayCheckResult(str(bag), len(offline), matched, missed, mismatches,
                             max_diff.tolist(), tolerance, latency, playback,
                             str(commands_dir))
