@@ -132,3 +132,41 @@ def test_coord_channels_tell_the_cnn_where_pixels_are(tmp_path):
     save_checkpoint(policy, tmp_path / 'ckpt')
     export_checkpoint(tmp_path / 'ckpt', log=lambda *a: None)
     assert (tmp_path / 'ckpt' / 'onnx' / 'vision.onnx').is_file()
+
+
+def test_spatial_softmax_keypoints_say_where_the_peak_is(tmp_path):
+    """`vision.keypoints`: K extra tokens per camera; each keypoint's soft-argmax lands on its
+    heat map's peak (x, y in [-1, 1], x to the right, y down); the exported graph matches
+    torch (export checks parity and fails otherwise)."""
+    from hybrid_vla_ros.export.onnx_export import export_checkpoint
+    from hybrid_vla_ros.model import save_checkpoint
+    from hybrid_vla_ros.model.config import Stats
+    mapping = tiny_mapping()
+    mapping['vision']['keypoints'] = 3
+    torch.manual_seed(0)
+    policy = build_policy(parse_model_config(mapping))
+    cnn = policy.vision
+    grid_tokens = cnn.grid[0] * cnn.grid[1]
+    assert cnn.tokens_per_camera == grid_tokens + 3
+    head = cnn.keypoints
+    channels = head.heatmap.in_channels
+    with torch.no_grad():
+        head.heatmap.weight.zero_()
+        head.heatmap.bias.zero_()
+        for k in range(3):
+            head.heatmap.weight[k, k, 0, 0] = 1.0
+        head.log_temperature.fill_(4.0)   # sharp: exp(4) ~ 55
+    features = torch.zeros(1, channels, 8, 8)
+    peaks = [(0, 0), (7, 7), (2, 5)]       # (row, col)
+    for k, (r, c) in enumerate(peaks):
+        features[0, k, r, c] = 1.0
+    xy = head.positions(features)[0]
+    expected = torch.tensor([[-1.0 + 2 * c / 7, -1.0 + 2 * r / 7] for r, c in peaks])
+    torch.testing.assert_close(xy, expected, atol=0.02, rtol=0)
+    images = torch.randint(0, 255, (2, 1, 32, 32, 3), dtype=torch.uint8)
+    assert policy.vision(images).shape == (2, grid_tokens + 3, cnn.out_dim)
+    policy.set_normalization(Stats(mean=[0.0] * 4, std=[1.0] * 4),
+                             Stats(mean=[0.0] * 3, std=[1.0] * 3))
+    save_checkpoint(policy, tmp_path / 'ckpt')
+    export_checkpoint(tmp_path / 'ckpt', log=lambda *a: None)
+    assert (tmp_path / 'ckpt' / 'onnx' / 'vision.onnx').is_file()

@@ -240,3 +240,48 @@ def test_proprio_and_pose_units():
 def test_unknown_camera_is_a_clear_error():
     with pytest.raises(ValueError, match='choose from front, corner'):
         make_env('metaworld', 'drawer-open', cameras=['wrist'])
+
+
+def test_action_noise_perturbs_what_runs_not_what_is_recorded(tmp_path):
+    """`--action-noise`: the executed action is the expert's plus correlated noise on dx, dy,
+    dz (never the gripper); the recorded command is the expert's clean action for the state
+    it saw; the same seed gives the same noise; the bag says how it was collected."""
+    env = make_env('metaworld', 'pick-place-red', seed=3, image_size=32)
+    expert_actions, executed = [], []
+    expert, step = env.expert_action, env.step
+    env.expert_action = lambda obs=None: expert_actions.append(expert(obs)) or expert_actions[-1]
+    env.step = lambda action: executed.append(np.array(action)) or step(action)
+    try:
+        result = record_episode(env, 3, tmp_path / 'noisy', action_noise=0.2)
+        clean_track = [tuple(env.reset(3).proprio)]
+    finally:
+        env.close()
+    expert_actions, executed = np.array(expert_actions), np.array(executed)
+    difference = executed - expert_actions
+    assert np.all(np.abs(executed) <= 1.0)
+    assert np.abs(difference[:, :3]).max() > 0.1            # dx, dy, dz perturbed
+    np.testing.assert_array_equal(difference[:, 3], 0.0)     # gripper never
+    # Correlated in time: consecutive perturbations agree in sign far more than chance.
+    unclipped = np.abs(executed[:, :3]) < 1.0
+    both = unclipped[1:] & unclipped[:-1]
+    agree = np.sign(difference[1:, :3]) == np.sign(difference[:-1, :3])
+    assert agree[both].mean() > 0.7
+    _, topics, custom = read_bag(result.path)
+    assert custom['hybrid_vla.action_noise'] == '0.2'
+    recorded = np.array([[m.twist.linear.x, m.twist.linear.y, m.twist.linear.z]
+                         for _, m in topics['ee_command']])
+    ee_first = topics['ee_pose'][0][1].pose.position
+    assert np.allclose((ee_first.x, ee_first.y, ee_first.z), clean_track[0][:3], atol=1e-6)
+    assert len(recorded) == len(expert_actions) == result.steps
+    # The command stores the expert's action in m/s: the same direction, never the noise.
+    speed = np.linalg.norm(recorded, axis=1) > 1e-9
+    cos = np.sum(recorded * expert_actions[:, :3], 1)[speed] / (
+        np.linalg.norm(recorded, axis=1)[speed] * np.linalg.norm(expert_actions[speed, :3], axis=1))
+    assert np.all(cos > 1 - 1e-6)
+    again = collect(tmp_path / 'again', tasks=['pick-place-red'], episodes=1, seed=3,
+                    image_size=32, progress=False, action_noise=0.2)
+    _, topics_again, _ = read_bag(again.recorded[0].path)
+    assert [m.pose.position.x for _, m in topics_again['ee_pose']] == \
+        [m.pose.position.x for _, m in topics['ee_pose']]
+    with pytest.raises(ValueError, match='action_noise'):
+        collect(tmp_path / 'bad', tasks=['pick-place-red'], episodes=1, action_noise=-1)

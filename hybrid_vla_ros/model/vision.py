@@ -100,7 +100,9 @@ class CnnVisionEncoder(VisionEncoder):
     `extra_convs` 3x3 convs; the high-resolution stages skip them by default, which halves
     the compute at little cost), so 5 stages turn a 128x128 image into a 4x4 map = 16 tokens
     per camera; a 1x1 projection gives width `dim`, and a learned 2-D position embedding is
-    added.
+    added. With ``keypoints: K`` a spatial-softmax head reads a finer map (``keypoint_stage``)
+    and appends K tokens, one per keypoint, each embedding that keypoint's expected image
+    position (x, y in [-1, 1]) — a precise "where" that the coarse grid lacks.
     """
 
     @dataclasses.dataclass
@@ -122,6 +124,12 @@ class CnnVisionEncoder(VisionEncoder):
         coord_channels: bool = spec(False, doc='append x and y pixel coordinates in [-1, 1] '
                                                'as two input channels (CoordConv: helps '
                                                'the network say where things are)')
+        keypoints: int = spec(0, minimum=0, doc='spatial-softmax keypoints per camera, each '
+                                                'one more token carrying an image position '
+                                                '(0 = off)')
+        keypoint_stage: Optional[int] = spec(
+            None, doc='stage (0-based) whose output map the keypoints are read from; '
+                      'default: the third-to-last (16x16 for 5 stages on 128x128)')
 
         def validate(self, path: str) -> None:
             """Check stage widths against the GroupNorm group count."""
@@ -137,6 +145,10 @@ class CnnVisionEncoder(VisionEncoder):
                                       f'for {len(self.channels)} stages (one per stage)')
                 if any(n < 0 for n in self.extra_convs):
                     raise ConfigError(f'{path}.extra_convs: counts must be >= 0')
+            if self.keypoint_stage is not None and not (
+                    0 <= self.keypoint_stage < len(self.channels)):
+                raise ConfigError(f'{path}.keypoint_stage: {self.keypoint_stage} is not a '
+                                  f'stage index (0..{len(self.channels) - 1})')
             if len(self.mean) != 3 or len(self.std) != 3:
                 raise ConfigError(f'{path}.mean/std: three values (R, G, B) each are required')
 
@@ -147,9 +159,16 @@ class CnnVisionEncoder(VisionEncoder):
             n = len(self.channels)
             return [0 if (i < 2 and n > 2) else 1 for i in range(n)]
 
+        def keypoint_stage_index(self) -> int:
+            """The stage feeding the keypoints (resolving the default)."""
+            if self.keypoint_stage is not None:
+                return self.keypoint_stage
+            return max(0, len(self.channels) - 3)
+
     def __init__(self, cfg: CnnVisionEncoder.Config, observation: ObservationSpec):
         super().__init__(observation, cfg.mean, cfg.std)
         layers = []
+        stage_ends = []
         c_in = 5 if cfg.coord_channels else 3
         if cfg.coord_channels:
             ys = torch.linspace(-1.0, 1.0, self.height).view(1, 1, -1, 1)
@@ -165,7 +184,17 @@ class CnnVisionEncoder(VisionEncoder):
             for _ in range(n_extra):
                 layers += [nn.Conv2d(c, c, 3, padding=1), nn.GroupNorm(cfg.groups, c), nn.GELU()]
             c_in = c
+            stage_ends.append(len(layers))
         self.backbone = nn.Sequential(*layers)
+        if cfg.keypoints:
+            stage = cfg.keypoint_stage_index()
+            # One Sequential split in two (instead of per-stage modules) keeps parameter names,
+            # so checkpoints without keypoints load unchanged.
+            self.keypoint_split = stage_ends[stage]
+            self.keypoints = SpatialSoftmaxKeypoints(cfg.channels[stage], cfg.keypoints, cfg.dim)
+        else:
+            self.keypoint_split = len(layers)
+            self.keypoints = None
         self.project = nn.Conv2d(c_in, cfg.dim, 1)
         h, w = self.height, self.width
         for _ in cfg.channels:
@@ -173,14 +202,62 @@ class CnnVisionEncoder(VisionEncoder):
         self.grid = (h, w)
         self.position = GridPositionEmbedding(h, w, cfg.dim)
         self.out_dim = cfg.dim
-        self.tokens_per_camera = h * w
+        self.tokens_per_camera = h * w + cfg.keypoints
         self._init_camera_embedding()
 
     def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
-        """(B*N, 3, H, W) -> (B*N, h*w, dim)."""
+        """(B*N, 3, H, W) -> (B*N, h*w + keypoints, dim): grid tokens, then keypoints."""
         if self.coords is not None:
             frames = torch.cat([frames, self.coords.expand(frames.shape[0], -1, -1, -1)], 1)
-        return self.position(self.project(self.backbone(frames)))
+        if self.keypoints is None:
+            return self.position(self.project(self.backbone(frames)))
+        x = frames
+        for i, layer in enumerate(self.backbone):
+            if i == self.keypoint_split:
+                keypoint_tokens = self.keypoints(x)
+            x = layer(x)
+        if self.keypoint_split == len(self.backbone):
+            keypoint_tokens = self.keypoints(x)
+        return torch.cat([self.position(self.project(x)), keypoint_tokens], dim=1)
+
+
+class SpatialSoftmaxKeypoints(nn.Module):
+    """Spatial soft-argmax keypoints (Levine et al. 2016) turned into tokens.
+
+    A 1x1 conv makes K heat maps from a (B, C, h, w) feature map; a softmax over the h*w
+    positions (learned temperature per keypoint) gives each keypoint's expected position
+    (x, y), both in [-1, 1] (x left to right, y top to bottom). Each position is embedded
+    with Fourier features (frequencies 1, 2, 4, 8 x pi) and a linear layer, plus a learned
+    per-keypoint embedding that says which keypoint it is. Output (B, K, dim) float32.
+    """
+
+    FREQUENCIES = (1.0, 2.0, 4.0, 8.0)
+
+    def __init__(self, channels: int, keypoints: int, dim: int):
+        super().__init__()
+        self.heatmap = nn.Conv2d(channels, keypoints, 1)
+        self.log_temperature = nn.Parameter(torch.zeros(keypoints))
+        self.register_buffer('frequencies', torch.tensor(self.FREQUENCIES) * torch.pi,
+                             persistent=False)
+        self.embed = nn.Linear(2 + 4 * len(self.FREQUENCIES), dim)
+        self.identity = nn.Parameter(torch.randn(keypoints, dim) * 0.02)
+
+    def positions(self, features: torch.Tensor) -> torch.Tensor:
+        """features (B, C, h, w) -> expected keypoint positions (B, K, 2) in [-1, 1]."""
+        b, _, h, w = features.shape
+        logits = self.heatmap(features).flatten(2)               # (B, K, h*w)
+        weights = torch.softmax(logits * self.log_temperature.exp()[None, :, None], dim=-1)
+        ys = torch.linspace(-1.0, 1.0, h, device=features.device, dtype=features.dtype)
+        xs = torch.linspace(-1.0, 1.0, w, device=features.device, dtype=features.dtype)
+        grid = torch.stack([xs.repeat(h), ys.repeat_interleave(w)], dim=-1)   # (h*w, 2)
+        return weights @ grid
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """features (B, C, h, w) -> keypoint tokens (B, K, dim)."""
+        xy = self.positions(features)
+        angles = xy[..., None] * self.frequencies                # (B, K, 2, F)
+        fourier = torch.cat([angles.sin(), angles.cos()], dim=-1).flatten(2)
+        return self.embed(torch.cat([xy, fourier], dim=-1)) + self.identity
 
 
 @register('vision', 'patch')

@@ -7,6 +7,12 @@ is recorded: observation first, then the command the expert gave, with the same 
 bag is ``<out>/<task>_<seed>/``. Episodes whose bag already exists are skipped, so an
 interrupted collection resumes where it stopped.
 
+With ``action_noise`` > 0 the executed action is the expert's plus temporally correlated
+Gaussian noise (DART-style noise injection), while the *recorded* command stays the
+expert's clean action for the state it saw. The robot then drifts off the expert's nominal
+path and the bag shows how the expert steers back — the states a cloned policy reaches
+after its own small errors, which clean demonstrations never contain.
+
 Ctrl-C stops at the next control step: the unfinished episode's partial bag is removed, every
 finished one stays complete (a bag is never interrupted while it is being finalized). A
 second Ctrl-C interrupts at once.
@@ -21,6 +27,8 @@ import threading
 import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
+
+import numpy as np
 
 from . import camera_names, make_env
 from .env import SimEnv
@@ -132,16 +140,48 @@ def episode_name(task: str, seed: int) -> str:
     return f'{task}_{seed}'
 
 
+class ActionNoise:
+    """Temporally correlated Gaussian noise added to the executed expert action.
+
+    AR(1) process per dimension: ``n_t = rho * n_{t-1} + sqrt(1 - rho^2) * sigma * eps``, so
+    every step's noise has std `sigma` (action units) and the correlation time is about
+    ``1 / (1 - rho)`` steps — long enough to push the robot centimetres off the expert's
+    path. End-effector suites perturb dx, dy, dz and never the gripper (a dropped object is
+    not a state worth demonstrating); joint suites perturb every joint. Seeded by the
+    episode seed, so a collection is reproducible.
+    """
+
+    def __init__(self, sigma: float, rho: float, dims: int, seed: int):
+        self.sigma, self.rho = float(sigma), float(rho)
+        self.rng = np.random.default_rng([seed, 0xDA27])
+        self.state = np.zeros(dims)
+
+    def sample(self) -> np.ndarray:
+        """The next (dims,) noise vector, action units."""
+        eps = self.rng.standard_normal(self.state.shape)
+        self.state = self.rho * self.state + np.sqrt(1.0 - self.rho ** 2) * self.sigma * eps
+        return self.state
+
+
+def _perturbed_dims(env: SimEnv) -> int:
+    return 3 if env.command_kind == 'end_effector' else env.action_dim
+
+
 def record_episode(env: SimEnv, seed: int, path, compress: bool = True,
-                   check: Optional[Callable[[], None]] = None) -> EpisodeResult:
+                   check: Optional[Callable[[], None]] = None, action_noise: float = 0.0,
+                   noise_correlation: float = 0.8) -> EpisodeResult:
     """Run the expert for one episode of `env` from `seed` and write it to the bag `path`.
 
-    The bag appears at `path` only once complete; on any exception (Ctrl-C included) the
-    partial bag is deleted and the exception propagates. `check` is called before every
-    control step (`StopRequest.check` raises there).
+    `action_noise` (std, action units; 0 = clean) perturbs the executed action, never the
+    recorded one (see `ActionNoise`; `noise_correlation` is its rho). The bag appears at
+    `path` only once complete; on any exception (Ctrl-C included) the partial bag is deleted
+    and the exception propagates. `check` is called before every control step
+    (`StopRequest.check` raises there).
     """
     obs = env.reset(seed)
     text = env.instruction()
+    noise = (ActionNoise(action_noise, noise_correlation, _perturbed_dims(env), seed)
+             if action_noise > 0 else None)
     with EpisodeWriter(path, env.cameras, env.command_kind, compress=compress) as bag:
         bag.write_instruction(obs.time, text)
         while True:
@@ -150,19 +190,28 @@ def record_episode(env: SimEnv, seed: int, path, compress: bool = True,
             action = env.expert_action(obs)
             bag.write_observation(obs)
             bag.write_command(obs.time, env.action_to_command(action))
+            if noise is not None:
+                action = action.copy()
+                k = noise.state.shape[0]
+                action[:k] = np.clip(action[:k] + noise.sample(), -1.0, 1.0)
             obs, _, done = env.step(action)
             if done:
                 break
-        bag.commit({'task': env.task.name, 'suite': env.task.suite, 'seed': seed,
-                    'success': env.succeeded, 'instruction': text,
-                    'control_period': repr(float(env.control_period))})
+        meta = {'task': env.task.name, 'suite': env.task.suite, 'seed': seed,
+                'success': env.succeeded, 'instruction': text,
+                'control_period': repr(float(env.control_period))}
+        if noise is not None:
+            meta['action_noise'] = repr(float(action_noise))
+            meta['noise_correlation'] = repr(float(noise_correlation))
+        bag.commit(meta)
     return EpisodeResult(env.task.name, seed, Path(path), env.steps, env.succeeded, text)
 
 
 def collect(out_dir, suite: str = DEFAULT_SUITE, tasks: Optional[Sequence[str]] = None,
             episodes: int = 1, seed: int = 0, image_size=128,
             cameras: Optional[Sequence[str]] = None, compress: bool = True,
-            progress: bool = True) -> CollectionSummary:
+            progress: bool = True, action_noise: float = 0.0,
+            noise_correlation: float = 0.8) -> CollectionSummary:
     """Record `episodes` expert episodes of every task (seeds ``seed .. seed+episodes-1``).
 
     Args:
@@ -175,6 +224,9 @@ def collect(out_dir, suite: str = DEFAULT_SUITE, tasks: Optional[Sequence[str]] 
         cameras: cameras to record (default: the suite's ``front``).
         compress: zstd chunk compression in the MCAP files.
         progress: show a tqdm progress bar on stderr.
+        action_noise: std of the noise added to the executed expert action, action units
+            (0 = clean demonstrations; see `ActionNoise`).
+        noise_correlation: the noise's step-to-step correlation rho in [0, 1).
 
     Returns:
         The summary; on Ctrl-C it is returned with ``interrupted`` set instead of raising.
@@ -182,6 +234,10 @@ def collect(out_dir, suite: str = DEFAULT_SUITE, tasks: Optional[Sequence[str]] 
     """
     if episodes < 1:
         raise ValueError(f'episodes must be at least 1, got {episodes}')
+    if action_noise < 0:
+        raise ValueError(f'action_noise must be >= 0, got {action_noise}')
+    if not 0.0 <= noise_correlation < 1.0:
+        raise ValueError(f'noise_correlation must be in [0, 1), got {noise_correlation}')
     names = list(tasks) if tasks else task_names(suite)
     for name in names:
         get_task(suite, name)  # fail on a bad name before anything runs
@@ -214,7 +270,9 @@ def collect(out_dir, suite: str = DEFAULT_SUITE, tasks: Optional[Sequence[str]] 
                             env.close()
                         env = make_env(suite, name, episode_seed, image_size, cameras)
                     summary.recorded.append(
-                        record_episode(env, episode_seed, path, compress, check=stop.check))
+                        record_episode(env, episode_seed, path, compress, check=stop.check,
+                                       action_noise=action_noise,
+                                       noise_correlation=noise_correlation))
                     wins = sum(r.success for r in summary.recorded)
                     bar.set_postfix(task=name, success=f'{wins}/{len(summary.recorded)}')
                     bar.update()

@@ -33,6 +33,12 @@ def _collect_args(p: argparse.ArgumentParser) -> None:
                         "corner2, corner3, corner4, topview; arm: front, top")
     p.add_argument('--no-compress', action='store_true',
                    help='write uncompressed MCAP (default: zstd chunk compression)')
+    p.add_argument('--action-noise', type=float, default=0.0, metavar='SIGMA',
+                   help='std of correlated noise added to the executed expert action, action '
+                        'units (the recorded command stays clean: DART-style demonstrations '
+                        'of recovering from drift; default 0 = clean)')
+    p.add_argument('--noise-correlation', type=float, default=0.8, metavar='RHO',
+                   help='step-to-step correlation of that noise, 0 <= RHO < 1 (default 0.8)')
     p.add_argument('--quiet', action='store_true', help='no progress bar')
 
 
@@ -44,6 +50,11 @@ def collect_command(args) -> int:
     from .rendering import parse_image_size
     if args.episodes < 1:
         raise ConfigError(f'--episodes: must be at least 1, got {args.episodes}')
+    if args.action_noise < 0:
+        raise ConfigError(f'--action-noise: must be >= 0, got {args.action_noise}')
+    if not 0.0 <= args.noise_correlation < 1.0:
+        raise ConfigError(f'--noise-correlation: must be in [0, 1), got '
+                          f'{args.noise_correlation}')
     try:
         image_size = parse_image_size(args.image_size)
     except ValueError as exc:
@@ -52,7 +63,8 @@ def collect_command(args) -> int:
         summary = collect(args.out, suite=args.suite, tasks=args.tasks,
                           episodes=args.episodes, seed=args.seed, image_size=image_size,
                           cameras=args.cameras, compress=not args.no_compress,
-                          progress=not args.quiet)
+                          progress=not args.quiet, action_noise=args.action_noise,
+                          noise_correlation=args.noise_correlation)
     except FileExistsError as exc:  # a directory in the way that is not a finished bag
         raise ConfigError(f'--out: {exc}') from None
     print(summary.format())

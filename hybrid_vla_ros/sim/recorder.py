@@ -19,7 +19,8 @@ topic                      type                                 content
 =========================  ===================================  ===========================
 
 Episode metadata goes to the bag's ``custom_data``: ``hybrid_vla.task``, ``.suite``,
-``.seed``, ``.success`` (``true``/``false``), ``.instruction``, ``.control_period`` (s).
+``.seed``, ``.success`` (``true``/``false``), ``.instruction``, ``.control_period`` (s), and
+for noisy collections ``.action_noise`` / ``.noise_correlation``.
 
 A bag is written under the hidden ``.partial/`` directory beside its destination and renamed
 into place by `EpisodeWriter.commit`, so an interrupted episode never looks like a finished
@@ -223,13 +224,13 @@ class EpisodeWriter:
 
         Args:
             metadata: the `METADATA_KEYS` (``success`` a bool; every value becomes a string
-                under ``hybrid_vla.<key>``).
+                under ``hybrid_vla.<key>``), and any further keys (e.g. ``action_noise``).
 
         """
         missing = [k for k in METADATA_KEYS if k not in metadata]
         if missing:
             raise ValueError(f'episode metadata lacks {", ".join(missing)}')
-        for key in METADATA_KEYS:
+        for key in [*METADATA_KEYS, *(k for k in metadata if k not in METADATA_KEYS)]:
             value = metadata[key]
             text = ('true' if value else 'false') if isinstance(value, bool) else str(value)
             self._writer.set_custom_data(f'hybrid_vla.{key}', text)
