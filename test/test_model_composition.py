@@ -170,3 +170,4 @@ def test_spatial_softmax_keypoints_say_where_the_peak_is(tmp_path):
     save_checkpoint(policy, tmp_path / 'ckpt')
     export_checkpoint(tmp_path / 'ckpt', log=lambda *a: None)
     assert (tmp_path / 'ckpt' / 'onnx' / 'vision.onnx').is_file()
+

@@ -1,0 +1,64 @@
+#!/usr/bin/env python3
+"""How close does a policy's hand get to the block it was asked to pick? (pick-and-place)
+
+Runs CHECKPOINT closed loop on pick-place-red / -green / -blue (seeds 1000.., training
+phrasings, replanning every 4 steps as eval-sim does) and reports, over all episodes, the
+closest horizontal distance between the hand and the target block before the episode ends
+(median and mean, cm; share within 2 and 4 cm), the share of episodes in which the block
+was lifted 3 cm, and the success rate. A finer measure of localization than success alone,
+which stays near zero while the reach is still off by centimetres.
+
+    .venv/bin/python scripts/pick_place_reach.py models/default --episodes 10
+"""
+
+import argparse
+import os
+
+import numpy as np
+
+os.environ.setdefault('MUJOCO_GL', 'egl')
+os.environ.setdefault('PYOPENGL_PLATFORM', 'egl')
+
+
+def main() -> None:
+    """Parse the arguments, run the episodes, print one summary line."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('checkpoint')
+    parser.add_argument('--episodes', type=int, default=10, help='episodes per colour')
+    parser.add_argument('--backend', default='onnxruntime', help='torch | onnxruntime')
+    args = parser.parse_args()
+    from hybrid_vla_ros.evaluation.closed_loop import vector_to_command
+    from hybrid_vla_ros.evaluation.policy_runner import PolicyRunner
+    from hybrid_vla_ros.inference import load_backend
+    from hybrid_vla_ros.sim import make_env
+    backend = load_backend(args.checkpoint, args.backend, threads=1)
+    runner = PolicyRunner(backend, mode='replan', replan_every=4)
+    size = (backend.spec.cameras[0]['height'], backend.spec.cameras[0]['width'])
+    rows = []
+    for colour in ('red', 'green', 'blue'):
+        env = make_env('metaworld', f'pick-place-{colour}', seed=1000, image_size=size,
+                       cameras=[c['name'] for c in backend.spec.cameras])
+        for i in range(args.episodes):
+            obs = env.reset(1000 + i)
+            runner.reset(env.instruction(i % len(env.task.instructions)))
+            # obs.state is Meta-World's observation: hand xyz [0:3], target block xyz [4:7].
+            start_z, closest, lifted = obs.state[6], np.inf, False
+            while True:
+                state = obs.state
+                closest = min(closest, float(np.linalg.norm(state[0:2] - state[4:6])))
+                lifted |= bool(state[6] > start_z + 0.03)
+                vector = runner.act(obs.images, obs.proprio)
+                obs, _, done = env.step(env.command_to_action(vector_to_command(env, vector)))
+                if done:
+                    break
+            rows.append((closest, lifted, env.succeeded))
+        env.close()
+    d = np.array([r[0] for r in rows]) * 100
+    print(f'{args.checkpoint}: {len(rows)} episodes; closest hand-to-block distance (xy) '
+          f'median {np.median(d):.1f} cm, mean {d.mean():.1f} cm, within 2 cm '
+          f'{np.mean(d < 2):.0%}, within 4 cm {np.mean(d < 4):.0%}; block lifted '
+          f'{np.mean([r[1] for r in rows]):.0%}; success {np.mean([r[2] for r in rows]):.0%}')
+
+
+if __name__ == '__main__':
+    main()
