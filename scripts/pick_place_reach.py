@@ -2,7 +2,7 @@
 """How close does a policy's hand get to the block it was asked to pick? (pick-and-place)
 
 Runs CHECKPOINT closed loop on pick-place-red / -green / -blue (seeds 1000.., training
-phrasings, replanning every 4 steps as eval-sim does) and reports, over all episodes, the
+phrasings, by default replanning every 4 steps as eval-sim does) and reports, over all episodes, the
 closest horizontal distance between the hand and the target block before the episode ends
 (median and mean, cm; share within 2 and 4 cm), the share of episodes in which the block
 was lifted 3 cm, and the success rate. A finer measure of localization than success alone,
@@ -26,13 +26,15 @@ def main() -> None:
     parser.add_argument('checkpoint')
     parser.add_argument('--episodes', type=int, default=10, help='episodes per colour')
     parser.add_argument('--backend', default='onnxruntime', help='torch | onnxruntime')
+    parser.add_argument('--scheduler', default='replan', help='replan | ensemble')
+    parser.add_argument('--replan-every', type=int, default=4, help='ticks between chunks')
     args = parser.parse_args()
     from hybrid_vla_ros.evaluation.closed_loop import vector_to_command
     from hybrid_vla_ros.evaluation.policy_runner import PolicyRunner
     from hybrid_vla_ros.inference import load_backend
     from hybrid_vla_ros.sim import make_env
     backend = load_backend(args.checkpoint, args.backend, threads=1)
-    runner = PolicyRunner(backend, mode='replan', replan_every=4)
+    runner = PolicyRunner(backend, mode=args.scheduler, replan_every=args.replan_every)
     size = (backend.spec.cameras[0]['height'], backend.spec.cameras[0]['width'])
     rows = []
     for colour in ('red', 'green', 'blue'):
@@ -54,7 +56,7 @@ def main() -> None:
             rows.append((closest, lifted, env.succeeded))
         env.close()
     d = np.array([r[0] for r in rows]) * 100
-    print(f'{args.checkpoint}: {len(rows)} episodes; closest hand-to-block distance (xy) '
+    print(f'{args.checkpoint} ({args.scheduler}, every {args.replan_every}): {len(rows)} episodes; closest hand-to-block distance (xy) '
           f'median {np.median(d):.1f} cm, mean {d.mean():.1f} cm, within 2 cm '
           f'{np.mean(d < 2):.0%}, within 4 cm {np.mean(d < 4):.0%}; block lifted '
           f'{np.mean([r[1] for r in rows]):.0%}; success {np.mean([r[2] for r in rows]):.0%}')
