@@ -56,7 +56,8 @@ def main() -> None:
             rows.append((closest, lifted, env.succeeded))
         env.close()
     d = np.array([r[0] for r in rows]) * 100
-    print(f'{args.checkpoint} ({args.scheduler}, every {args.replan_every}): {len(rows)} episodes; closest hand-to-block distance (xy) '
+    print(f'{args.checkpoint} ({args.scheduler}, every {args.replan_every}): '
+          f'{len(rows)} episodes; closest hand-to-block distance (xy) '
           f'median {np.median(d):.1f} cm, mean {d.mean():.1f} cm, within 2 cm '
           f'{np.mean(d < 2):.0%}, within 4 cm {np.mean(d < 4):.0%}; block lifted '
           f'{np.mean([r[1] for r in rows]):.0%}; success {np.mean([r[2] for r in rows]):.0%}')
