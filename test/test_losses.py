@@ -43,6 +43,24 @@ def test_hybrid_objective_combines_with_lambdas():
     torch.testing.assert_close(only_e2e['loss'], only_e2e['e2e'])
 
 
+def test_waypoint_objective_is_weighted_with_e2e():
+    torch.manual_seed(0)
+    mapping = tiny_mapping()
+    mapping['loss']['waypoint_weight'] = 0.5
+    policy = build_policy(parse_model_config(mapping)).eval()
+    batch = make_batch(policy, cameras=1)
+    batch['waypoint'] = torch.randn_like(batch['proprio'])
+    t = hybrid_objective(policy, batch, lambda_e2e=0.7, lambda_modular=0.3)
+    assert t['waypoint'] > 0
+    torch.testing.assert_close(t['loss'], 0.7 * (t['e2e'] + 0.5 * t['waypoint'])
+                               + 0.3 * t['modular'])
+    # Without the weight there is no head and no term, and old checkpoints keep loading.
+    plain = build_policy(parse_model_config(tiny_mapping()))
+    assert plain.modular.waypoint_head is None
+    assert 'waypoint' not in hybrid_objective(plain, batch)
+    assert not any('waypoint' in k for k in plain.state_dict())
+
+
 def test_a_few_steps_lower_the_loss():
     torch.manual_seed(0)
     policy = build_policy(parse_model_config(tiny_mapping())).train()

@@ -9,6 +9,8 @@ A sample (``dataset[i]``, numpy; see `EpisodeDataset.sample`):
 
 - ``images`` (N, H, W, 3) uint8 RGB, ``proprio`` (P,) float32, ``actions`` (K, A) float32
   and ``action_valid`` (K,) bool, all in message units (the model normalizes);
+- ``waypoint`` (P,) float32: the proprioception at the next keyframe (grasp, release or
+  episode end; `keyframes`), the target of the waypoint objective;
 - ``instruction`` str, ``instruction_group`` int (index of the text in
   ``dataset.instructions``), ``episode`` int, ``step`` int, ``task`` str.
 """
@@ -29,6 +31,7 @@ from .cache import cache_path, load_cached, save_episode
 from .discovery import find_bags
 from .episode import Episode, load_episode
 from .errors import DataWarning
+from .keyframes import next_keyframe
 from .split import normalization_stats, split_episodes
 from .topic_map import TopicMap, load_topic_map
 
@@ -146,12 +149,21 @@ class EpisodeDataset:
             raise ConfigError(f'no usable episodes in {", ".join(map(str, sources))}: '
                               f'{summary}')
         self.summary = summary
+        key = topic_map.keyframe_action
+        names = self.episodes[0].action_names
+        if key is not None and key >= len(names):
+            raise ConfigError(f'topic_map.keyframe_action: {key} is past the end of the '
+                              f'{len(names)} action entries {names}; give the index of the '
+                              f'gripper command, or null')
         self._finish_summary()
         self._all = EpisodeSubset(self, range(len(self.episodes)))
         self.instructions = sorted({t for e in self.episodes for t in e.instructions})
         group = {text: i for i, text in enumerate(self.instructions)}
         self._groups = [np.array([group[t] for t in e.instructions], np.int64)
                         for e in self.episodes]
+        self._next_keyframe = [next_keyframe(e.actions, topic_map.keyframe_action,
+                                             topic_map.keyframe_threshold)
+                               for e in self.episodes]
         names = _split_names([e.path for e in self.episodes])
         self.train_episodes, self.validation_episodes = split_episodes(names, val_fraction, seed)
         self.train = EpisodeSubset(self, self.train_episodes)
@@ -185,6 +197,7 @@ class EpisodeDataset:
         return {
             'images': ep.images_at(step),
             'proprio': ep.proprio[step],
+            'waypoint': ep.proprio[self._next_keyframe[episode][step]],
             'actions': actions,
             'action_valid': valid,
             'instruction': ep.instructions[local],

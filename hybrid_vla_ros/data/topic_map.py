@@ -103,6 +103,13 @@ class TopicMap:
     tolerance: float = spec(0.0, minimum=0.0,
                             doc='seconds a message may be stamped after a control step and '
                                 'still count as at-or-before it (clock jitter)')
+    keyframe_action: Optional[int] = spec(
+        None, minimum=0,
+        doc='index in the action vector of the gripper command; the steps where it crosses '
+            'keyframe_threshold (grasp, release) are keyframes for the waypoint objective. '
+            'null: the episode end is the only keyframe')
+    keyframe_threshold: float = spec(
+        0.0, doc='gripper command above this closes the gripper, at or below opens')
 
     def validate(self, path: str) -> None:
         """Check cross-field rules that do not depend on a bag."""
@@ -145,7 +152,12 @@ class TopicMap:
 
     def digest(self) -> str:
         """SHA-256 (hex, 16 chars) of the canonical form; keys the on-disk episode cache."""
-        blob = json.dumps(self.to_mapping(), sort_keys=True).encode()
+        # keyframe_action only changes training targets computed from decoded episodes,
+        # not the episodes themselves, so it does not invalidate cached ones.
+        mapping = self.to_mapping()
+        mapping.pop('keyframe_action', None)
+        mapping.pop('keyframe_threshold', None)
+        blob = json.dumps(mapping, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
 

@@ -18,9 +18,10 @@ from torch.utils.data import DataLoader
 def collate(samples: Sequence[Dict]) -> Dict:
     """Stack B samples (dicts from `EpisodeDataset`) into a batch.
 
-    Returns ``images`` (B, N, H, W, 3) uint8, ``proprio`` (B, P) float32, ``actions``
-    (B, K, A) float32, ``action_valid`` (B, K) bool, ``instruction_group``, ``episode``,
-    ``step`` (B,) int64 tensors, and ``instruction`` / ``task`` lists of B strings.
+    Returns ``images`` (B, N, H, W, 3) uint8, ``proprio`` and ``waypoint`` (B, P) float32,
+    ``actions`` (B, K, A) float32, ``action_valid`` (B, K) bool, ``instruction_group``,
+    ``episode``, ``step`` (B,) int64 tensors, and ``instruction`` / ``task`` lists of B
+    strings.
     """
     def stack(key, dtype):
         return torch.from_numpy(np.stack([s[key] for s in samples]).astype(dtype, copy=False))
@@ -31,6 +32,7 @@ def collate(samples: Sequence[Dict]) -> Dict:
     return {
         'images': stack('images', np.uint8),
         'proprio': stack('proprio', np.float32),
+        'waypoint': stack('waypoint', np.float32),
         'actions': stack('actions', np.float32),
         'action_valid': stack('action_valid', np.bool_),
         'instruction_group': ints('instruction_group'),

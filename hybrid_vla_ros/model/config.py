@@ -86,9 +86,9 @@ class NormalizationSpec:
 
 @dataclasses.dataclass
 class LossSpec:
-    """Loss weights: ``L = lambda_e2e * L_e2e + lambda_modular * L_modular`` where
-    ``L_modular = contrastive_weight * L_align + proprio_weight * L_proprio
-    + privileged_weight * L_privileged``."""
+    """Loss weights: ``L = lambda_e2e * (L_e2e + waypoint_weight * L_waypoint)
+    + lambda_modular * L_modular`` where ``L_modular = contrastive_weight * L_align
+    + proprio_weight * L_proprio + privileged_weight * L_privileged``."""
 
     lambda_e2e: float = spec(1.0, minimum=0.0, doc='weight of the action-chunk L1 loss')
     lambda_modular: float = spec(0.1, minimum=0.0, doc='weight of the modular objectives')
@@ -100,6 +100,10 @@ class LossSpec:
                                     doc='privileged-target prediction weight')
     privileged_dim: int = spec(0, minimum=0,
                                doc='length of the privileged target vector (0 = none)')
+    waypoint_weight: float = spec(0.0, minimum=0.0,
+                                  doc='weight of the waypoint objective (proprioception at the '
+                                      'next keyframe predicted from the fused readouts), '
+                                      'added to L_e2e; 0 = off')
     temperature: float = spec(0.1, minimum=1e-4, doc='contrastive softmax temperature')
     modular_dim: int = spec(128, minimum=8, doc='width of the alignment embedding')
 

@@ -6,7 +6,12 @@
   image-instruction contrastive alignment (samples sharing an instruction group are all
   positives), proprioception prediction from pooled visual tokens, and, when a dataset has
   them, privileged targets (e.g. object positions) predicted from visual tokens.
-- ``L = lambda_e2e * L_e2e + lambda_modular * L_modular`` with the lambdas from config.
+- ``L_waypoint`` (only when ``loss.waypoint_weight > 0``): smooth L1 between the
+  normalized proprioception at the next keyframe (``batch['waypoint']``, see
+  ``hybrid_vla_ros.data.keyframes``) and its prediction from the fusion readouts. It trains
+  the composed system like L_e2e does, so it is weighted with it.
+- ``L = lambda_e2e * (L_e2e + waypoint_weight * L_waypoint) + lambda_modular * L_modular``
+  with the lambdas from config.
 
 A training strategy (e2e, staged, hybrid) chooses the lambdas per stage.
 """
@@ -84,8 +89,9 @@ def hybrid_objective(policy: HybridPolicy, batch: Dict[str, torch.Tensor],
     `batch` holds ``images`` (B, N, H, W, 3) uint8, ``token_ids`` / ``mask`` (B, L) int64,
     ``proprio`` (B, P), ``actions`` (B, K, A) robot units, ``action_valid`` (B, K) bool, and
     optionally ``language_tokens`` (B, L, Dl) precomputed by a frozen language encoder.
+    ``waypoint`` (B, P) robot units feeds the waypoint objective when the policy has one.
     Lambdas default to the config's. Returns ``loss`` and every term (``e2e``,
-    ``modular`` and its parts), each a scalar tensor.
+    ``waypoint``, ``modular`` and its parts), each a scalar tensor.
     """
     cfg = policy.cfg.loss
     l1 = cfg.lambda_e2e if lambda_e2e is None else lambda_e2e
@@ -94,9 +100,15 @@ def hybrid_objective(policy: HybridPolicy, batch: Dict[str, torch.Tensor],
                  batch.get('language_tokens'))
     target = policy.normalize_actions(batch['actions'])
     terms = {'e2e': e2e_loss(out['actions'], target, batch['action_valid'])}
+    supervised = terms['e2e']
+    head = policy.modular.waypoint_head
+    if head is not None and batch.get('waypoint') is not None:
+        terms['waypoint'] = F.smooth_l1_loss(head(out['readouts'].flatten(1)),
+                                             policy.normalize_proprio(batch['waypoint']))
+        supervised = supervised + cfg.waypoint_weight * terms['waypoint']
     if l2 > 0:
         terms.update(modular_losses(policy, out, batch))
     else:
         terms['modular'] = out['actions'].new_zeros(())
-    terms['loss'] = l1 * terms['e2e'] + l2 * terms['modular']
+    terms['loss'] = l1 * supervised + l2 * terms['modular']
     return terms

@@ -51,6 +51,9 @@ class HybridPolicy(nn.Module):
         self.modular = ModularHeads(self.vision.out_dim, self.language.out_dim,
                                     obs.proprio_dim, cfg.loss.privileged_dim,
                                     cfg.loss.modular_dim)
+        if cfg.loss.waypoint_weight > 0 and obs.proprio_dim > 0:
+            self.modular.waypoint_head = _mlp(self.fusion.dim * self.fusion.num_readouts,
+                                              obs.proprio_dim)
         for name in ('action_mean', 'action_std', 'proprio_mean', 'proprio_std'):
             self.register_buffer(name, torch.zeros(0), persistent=False)
         self.set_normalization(cfg.normalization.action, cfg.normalization.proprio)
@@ -90,9 +93,11 @@ class HybridPolicy(nn.Module):
     def core_normalized(self, visual: torch.Tensor, language_tokens: torch.Tensor,
                         language_mask: torch.Tensor, proprio: torch.Tensor) -> torch.Tensor:
         """Fusion + decoder; proprio (B, P) robot units -> normalized chunk (B, K, A)."""
-        fused = self.fusion(visual, language_tokens, language_mask,
-                            self.normalize_proprio(proprio))
-        return self.decoder(fused)
+        return self.decoder(self._fuse(visual, language_tokens, language_mask, proprio))
+
+    def _fuse(self, visual, language_tokens, language_mask, proprio):
+        return self.fusion(visual, language_tokens, language_mask,
+                           self.normalize_proprio(proprio))
 
     def core(self, visual: torch.Tensor, language_tokens: torch.Tensor,
              language_mask: torch.Tensor, proprio: torch.Tensor) -> torch.Tensor:
@@ -106,13 +111,15 @@ class HybridPolicy(nn.Module):
                 language_tokens: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
         """Training forward pass. Returns ``actions`` (B, K, A) normalized, plus the
         intermediate ``visual`` (B, T, Dv) and ``language`` (B, L, Dl) tokens that the
-        modular objectives use. `language_tokens` (B, L, Dl), when given, replaces the
-        language encoder (a trainer caches a frozen encoder's output per instruction)."""
+        modular objectives use and the fusion ``readouts`` (B, R, D) the waypoint objective
+        reads. `language_tokens` (B, L, Dl), when given, replaces the language encoder (a
+        trainer caches a frozen encoder's output per instruction)."""
         visual = self.encode_vision(images)
         lang = (self.encode_language(token_ids, mask) if language_tokens is None
                 else language_tokens)
-        actions = self.core_normalized(visual, lang, mask, proprio)
-        return {'actions': actions, 'visual': visual, 'language': lang, 'mask': mask}
+        fused = self._fuse(visual, lang, mask, proprio)
+        return {'actions': self.decoder(fused), 'visual': visual, 'language': lang,
+                'mask': mask, 'readouts': fused.readouts}
 
     @torch.no_grad()
     def predict(self, images: torch.Tensor, instructions: Sequence[str],
@@ -164,7 +171,9 @@ class HybridPolicy(nn.Module):
 class ModularHeads(nn.Module):
     """Training-only heads for the modular objectives (never exported):
     image/instruction projections for contrastive alignment, proprioception prediction
-    from visual tokens, and optional privileged-target prediction."""
+    from visual tokens, optional privileged-target prediction, and (set by the policy when
+    ``loss.waypoint_weight > 0``) ``waypoint_head``: flattened fusion readouts (B, R*D) ->
+    normalized proprioception at the next keyframe (B, P)."""
 
     def __init__(self, vision_dim: int, language_dim: int, proprio_dim: int,
                  privileged_dim: int, dim: int):
@@ -173,6 +182,7 @@ class ModularHeads(nn.Module):
         self.text_proj = nn.Sequential(nn.LayerNorm(language_dim), nn.Linear(language_dim, dim))
         self.proprio_head = _mlp(vision_dim, proprio_dim) if proprio_dim > 0 else None
         self.privileged_head = _mlp(vision_dim, privileged_dim) if privileged_dim > 0 else None
+        self.waypoint_head: Optional[nn.Module] = None
 
 
 def _mlp(d_in: int, d_out: int) -> nn.Module:

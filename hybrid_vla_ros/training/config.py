@@ -109,7 +109,9 @@ class TrainConfig:
         e1, e2, e3 = (list(o.staged_epochs) + [0.0, 0.0, 0.0])[:3]
         stages = [
             StageConfig('modular', e1, 0.0, 1.0, ['vision', 'language', 'modular']),
-            StageConfig('compose', e2, 1.0, 0.0, ['fusion', 'decoder']),
+            # `modular` holds the waypoint head, which learns with the composed system;
+            # the other modular heads get no gradient here (lambda_modular = 0).
+            StageConfig('compose', e2, 1.0, 0.0, ['fusion', 'decoder', 'modular']),
         ]
         if e3 > 0:
             stages.append(StageConfig('finetune', e3, o.lambda_e2e, o.lambda_modular,
