@@ -15,7 +15,9 @@ expert from ``metaworld.policies``) and changes four things:
 - **Cameras are upright.** Meta-World's ``corner``..``corner4`` cameras render upside down;
   their frames are turned 180 degrees about the optical axis when the model is built. A
   ``front`` camera (the default) is added, looking at the table from the robot's left, where
-  drawer front, window handle, lock lever, faucet and blocks are all in view.
+  drawer front, window handle, lock lever and faucet are in view; in the blocks scene it
+  faces the robot from across the table, close enough for the blocks to be told apart and
+  located.
 - **Every task of a scene starts from the same arm pose** (Meta-World's hand reset).
 
 Units: action ``[dx, dy, dz, grip]`` in [-1, 1]; one unit of dx moves the hand's mocap
@@ -40,6 +42,11 @@ from .tasks import COLOURS, TaskError, TaskSpec
 
 # Camera placement of the added ``front`` camera: position and look-at point, metres.
 FRONT_CAMERA = ((-0.9, 0.4, 0.55), (0.0, 0.72, 0.12))
+# The blocks scene's ``front`` camera faces the robot from across the table, closer and
+# higher: from the side view above, a 128-pixel image shows each block 4 pixels wide and
+# a pixel of height spans about 1.7 cm of depth, too coarse to say where to grasp
+# (docs/ablations.md, "Pick-and-place localization").
+BLOCKS_CAMERA = ((0.0, 1.15, 0.65), (0.0, 0.68, 0.05))
 FRONT_FOVY = 45.0
 # Meta-World's built-in fixed cameras whose frame is upside down in the XML.
 UPSIDE_DOWN_CAMERAS = ('corner', 'corner2', 'corner3', 'corner4')
@@ -66,6 +73,7 @@ class Scene:
         start: the start-state range of the articulated joint (None: Meta-World's start).
         joint: that joint's qpos index.
         hide_goals: hide Meta-World's goal sites (they differ between tasks of a scene).
+        camera: the ``front`` camera's (position, look-at point), metres.
 
     """
 
@@ -74,6 +82,7 @@ class Scene:
     start: Optional[Tuple[float, float]] = None
     joint: int = 9
     hide_goals: bool = True
+    camera: Tuple[Tuple[float, float, float], Tuple[float, float, float]] = FRONT_CAMERA
 
 
 SCENES: Dict[str, Scene] = {
@@ -85,7 +94,7 @@ SCENES: Dict[str, Scene] = {
     # Lock lever: 0 unlocked (horizontal), 1.57 locked (down).
     'door-lock': Scene((-0.1, 0.8, 0.15), (0.1, 0.85, 0.15), start=(0.6, 1.0)),
     'button': Scene(),
-    'blocks': Scene(hide_goals=False),
+    'blocks': Scene(hide_goals=False, camera=BLOCKS_CAMERA),
 }
 
 
@@ -94,8 +103,9 @@ def _scene_model(scene: str) -> Callable[[object], Tuple]:
 
     def initialize(env) -> Tuple[mujoco.MjModel, mujoco.MjData]:
         spec = mujoco.MjSpec.from_file(env.fullpath)
-        spec.worldbody.add_camera(name='front', pos=FRONT_CAMERA[0],
-                                  quat=look_at_quat(*FRONT_CAMERA), fovy=FRONT_FOVY)
+        camera = SCENES[scene].camera
+        spec.worldbody.add_camera(name='front', pos=camera[0], quat=look_at_quat(*camera),
+                                  fovy=FRONT_FOVY)
         if scene == 'blocks':
             _add_blocks(spec)
         model = spec.compile()
