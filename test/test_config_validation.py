@@ -109,3 +109,20 @@ def test_training_config_paths_resolve_from_any_directory(tmp_path, monkeypatch)
     with pytest.raises(ConfigError, match=r'data\.topic_map: maps/mine.yaml not found') as err:
         load_train_config(bad)
     assert str(tmp_path / 'maps/mine.yaml') in str(err.value)
+
+
+def test_training_config_model_base_with_overrides(tmp_path):
+    """`model: {base: FILE, ...}` takes a model YAML and changes some of its keys; nested
+    mappings merge, so the rest of the file's `loss` section stays."""
+    from hybrid_vla_ros.training.config import load_train_config
+    path = tmp_path / 'train.yaml'
+    path.write_text(f'model: {{base: {REPO}/config/models/default.yaml, '
+                    'loss: {waypoint_weight: 0.5}, fusion: {layers: 2}}\n')
+    cfg = load_train_config(path)
+    assert cfg.model['loss']['waypoint_weight'] == 0.5
+    assert cfg.model['loss']['lambda_modular'] == 0.1        # kept from the base file
+    assert cfg.model['fusion'] == dict(load_yaml(f'{REPO}/config/models/default.yaml')[
+        'fusion'], layers=2)
+    path.write_text('model: {base: [not, a, path]}\n')
+    with pytest.raises(ConfigError, match='model.base: expected the path of a model YAML'):
+        load_train_config(path)

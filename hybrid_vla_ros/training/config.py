@@ -125,18 +125,24 @@ class TrainConfig:
 
 
 def load_train_config(path) -> TrainConfig:
-    """Read and validate a training YAML. The model may be an inline mapping or a path, and
-    the topic map a path; paths are looked up in the working directory, next to the YAML,
-    then in the package's data (`paths.find_file`)."""
+    """Read and validate a training YAML. The model may be an inline mapping, a path, or a
+    mapping with ``base: PATH`` whose other keys override that file's (nested mappings
+    merge key by key); the topic map is a path. Paths are looked up in the working
+    directory, next to the YAML, then in the package's data (`paths.find_file`)."""
     data = load_yaml(path)
     unknown = sorted(set(data) - {'model', 'data', 'optim'})
     if unknown:
         raise ConfigError(f'{path}: {unknown[0]}: unknown key; allowed keys here: model, '
                           'data, optim')
     model = data.get('model', 'config/models/default.yaml')
-    if isinstance(model, str):
-        model = load_yaml(find_file(model, path, 'model'))
-        model = model.get('model', model)
+    if isinstance(model, dict) and 'base' in model:
+        overrides = {k: v for k, v in model.items() if k != 'base'}
+        if not isinstance(model['base'], str):
+            raise ConfigError(f'{path}: model.base: expected the path of a model YAML, got '
+                              f'{model["base"]!r}')
+        model = merge_mappings(_read_model(model['base'], path, 'model.base'), overrides)
+    elif isinstance(model, str):
+        model = _read_model(model, path, 'model')
     elif not isinstance(model, dict):
         raise ConfigError(f'{path}: model: expected a path or a mapping, got {model!r}')
     try:
@@ -151,3 +157,20 @@ def load_train_config(path) -> TrainConfig:
             cfg.optim.staged_epochs[:2]) == 0:
         raise ConfigError(f'{path}: optim.staged_epochs: stages 1 and 2 have no epochs')
     return cfg
+
+
+def _read_model(name: str, referrer, key: str) -> dict:
+    model = load_yaml(find_file(name, referrer, key))
+    return model.get('model', model)
+
+
+def merge_mappings(base: dict, overrides: dict) -> dict:
+    """`base` with `overrides` laid over it: nested mappings merge key by key, any other
+    value (lists included) replaces the base's. Neither argument is modified."""
+    out = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge_mappings(out[key], value)
+        else:
+            out[key] = value
+    return out
