@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Reproduce the shipped default policy (models/default) from scratch: collect the built-in
 # suite's demonstrations, train, copy the best checkpoint, export, evaluate closed loop.
-# `make train-default` runs this. About 6 min collection + 48 min training + 12 min
-# evaluation on a free 2-core machine.
+# `make train-default` runs this. About 6 min collection + 60 min training + 14 min
+# evaluation (50 episodes per task and phrasing set, two worker processes) on a free 2-core
+# machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
 DATA=${DATA:-data/metaworld_default}
 RUN=${RUN:-runs/default}
 EPISODES=${EPISODES:-40}
-EVAL_EPISODES=${EVAL_EPISODES:-25}
+EVAL_EPISODES=${EVAL_EPISODES:-50}
+EVAL_WORKERS=${EVAL_WORKERS:-2}
 
 $BIN/hybrid-vla collect --episodes "$EPISODES" --seed 0 --out "$DATA"
 # Pick-and-place needs the most precision: twice the demonstrations (seeds 40-79).
@@ -24,4 +26,4 @@ mkdir -p models/default
 cp "$RUN/best/config.yaml" "$RUN/best/model.safetensors" models/default/
 $BIN/hybrid-vla export --checkpoint models/default
 $BIN/hybrid-vla eval-sim --checkpoint models/default --episodes "$EVAL_EPISODES" \
-  --out models/default/eval
+  --workers "$EVAL_WORKERS" --out models/default/eval

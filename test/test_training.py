@@ -218,6 +218,20 @@ def test_eval_sim_runs_the_exported_policy_closed_loop(collected):
     from hybrid_vla_ros.sim.tasks import get_task
     assert held in get_task('metaworld', 'drawer-open').held_out
     assert '| drawer-open |' in (collected / 'eval' / 'eval_sim.md').read_text()
+    # Two worker processes run the same episodes: identical outcomes, task order kept.
+    r = subprocess.run([f'{EXE_DIR}/hybrid-vla', 'eval-sim', '--checkpoint', str(ckpt),
+                        '--tasks', 'drawer-open', 'drawer-close', '--episodes', '1',
+                        '--workers', '2', '--out', str(collected / 'eval_workers')],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    parallel = json.loads((collected / 'eval_workers' / 'eval_sim.json').read_text())
+    assert list(parallel['tasks']) == list(doc['tasks'])
+    for name, row in doc['tasks'].items():
+        for split, res in row.items():
+            got = parallel['tasks'][name][split]['episodes']
+            assert [(e['success'], e['steps']) for e in got] == \
+                [(e['success'], e['steps']) for e in res['episodes']], (name, split)
+    assert parallel['backend'] == doc['backend']
 
 
 def test_eval_bag_reads_bags_the_way_the_checkpoint_was_trained(collected):

@@ -5,7 +5,8 @@ in training, beside the scripted expert on the same seeds.
 Episode seeds are ``seed + i`` for i in range(episodes); every task of a suite uses the
 same seeds, so tasks that share a scene start from the same layout and differ only by the
 instruction. ``--blank-instruction`` replaces the instruction by an empty string, to show
-how much the policy relies on language.
+how much the policy relies on language. ``--workers N`` evaluates N tasks at a time in
+separate processes (one per core is the useful maximum).
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ..inference import load_backend
+from ..schema import ConfigError
 from .policy_runner import PolicyRunner
 
 
@@ -56,56 +59,147 @@ def run_episode(env, runner: Optional[PolicyRunner], seed: int, instruction: str
 def evaluate(checkpoint, suite: str = 'metaworld', tasks: Optional[Sequence[str]] = None,
              episodes: int = 10, seed: int = 1000, backend: str = 'onnxruntime',
              mode: str = 'replan', replan_every: int = 4, expert: bool = True,
-             blank_instruction: bool = False, progress: bool = True, log=print) -> dict:
-    """Run the closed-loop evaluation; returns the results document (see `write_report`)."""
-    from ..sim import make_env
+             blank_instruction: bool = False, progress: bool = True, log=print,
+             workers: int = 1) -> dict:
+    """Run the closed-loop evaluation; returns the results document (see `write_report`).
+
+    `workers` > 1 runs whole tasks in that many processes, each with its own simulator and
+    a one-thread backend; the episodes and their results are the same as with one worker.
+    """
     from ..sim.tasks import task_names
-    be = load_backend(checkpoint, backend, threads=1)
-    runner = PolicyRunner(be, mode=mode, replan_every=replan_every)
     names = list(tasks) if tasks else task_names(suite)
-    size = (be.spec.cameras[0]['height'], be.spec.cameras[0]['width'])
-    cameras = [c['name'] for c in be.spec.cameras]
+    if workers < 1:
+        raise ConfigError(f'--workers must be at least 1, got {workers}')
+    job = _TaskJob(str(checkpoint), suite, episodes, seed, expert, blank_instruction)
     bar = None
     if progress:
         from tqdm import tqdm
         per_task = episodes * (2 + int(expert))
         bar = tqdm(total=len(names) * per_task, desc='eval-sim', unit='ep', dynamic_ncols=True)
-    results: Dict[str, dict] = {}
+    tick = bar.update if bar is not None else (lambda n=1: None)
     t0 = time.monotonic()
-    for name in names:
-        env = make_env(suite, name, seed=seed, image_size=size, cameras=cameras)
-        row: Dict[str, List[dict]] = {'train': [], 'held_out': [], 'expert': []}
-        for i in range(episodes):
-            s = seed + i
-            for split, held_out in (('train', False), ('held_out', True)):
-                env.reset(s)
-                n_phr = len(env.task.held_out if held_out else env.task.instructions)
-                text = '' if blank_instruction else env.instruction(i % n_phr, held_out=held_out)
-                ep = run_episode(env, runner, s, text)
-                ep['instruction'] = text
-                row[split].append(ep)
-                if bar is not None:
-                    bar.update(1)
-            if expert:
-                row['expert'].append(run_episode(env, None, s, ''))
-                if bar is not None:
-                    bar.update(1)
-        env.close()
-        results[name] = {split: {'success_rate': _rate(eps), 'episodes': eps}
-                         for split, eps in row.items() if eps}
-        log(f'{name:<24} train {results[name]["train"]["success_rate"]:.0%}  held-out '
-            f'{results[name]["held_out"]["success_rate"]:.0%}' +
-            (f'  expert {results[name]["expert"]["success_rate"]:.0%}' if expert else ''))
+    results: Dict[str, dict] = {}
+
+    def report(name: str, row: dict) -> None:
+        results[name] = row
+        log(f'{name:<24} train {row["train"]["success_rate"]:.0%}  held-out '
+            f'{row["held_out"]["success_rate"]:.0%}' +
+            (f'  expert {row["expert"]["success_rate"]:.0%}' if expert else ''))
+
+    if workers == 1 or len(names) == 1:
+        runner = _make_runner(checkpoint, backend, mode, replan_every)
+        described = runner.backend.describe()
+        for name in names:
+            report(name, job.run(runner, name, tick))
+    else:
+        described = _evaluate_in_processes(job, names, min(workers, len(names)), backend,
+                                           mode, replan_every, tick, report)
     if bar is not None:
         bar.close()
+    results = {name: results[name] for name in names}
     splits = [s for s in ('train', 'held_out', 'expert')
               if all(s in r for r in results.values())]
     summary = {s: float(np.mean([r[s]['success_rate'] for r in results.values()]))
                for s in splits}
     return {'checkpoint': str(checkpoint), 'suite': suite, 'episodes_per_task': episodes,
-            'seeds': [seed, seed + episodes - 1], 'backend': be.describe(), 'scheduler': mode,
+            'seeds': [seed, seed + episodes - 1], 'backend': described, 'scheduler': mode,
             'replan_every': replan_every, 'blank_instruction': blank_instruction,
-            'seconds': time.monotonic() - t0, 'mean_success': summary, 'tasks': results}
+            'workers': workers, 'seconds': time.monotonic() - t0, 'mean_success': summary,
+            'tasks': results}
+
+
+def _make_runner(checkpoint, backend: str, mode: str, replan_every: int) -> PolicyRunner:
+    return PolicyRunner(load_backend(checkpoint, backend, threads=1), mode=mode,
+                        replan_every=replan_every)
+
+
+@dataclass(frozen=True)
+class _TaskJob:
+    """What every task of one evaluation shares; `run` evaluates one task (picklable, so
+    worker processes get the same job)."""
+
+    checkpoint: str
+    suite: str
+    episodes: int
+    seed: int
+    expert: bool
+    blank_instruction: bool
+
+    def run(self, runner: PolicyRunner, name: str, tick: Callable[[int], None]) -> dict:
+        """Per-split results of task `name`: {'train'|'held_out'|'expert': {...}}."""
+        from ..sim import make_env
+        spec = runner.spec
+        env = make_env(self.suite, name, seed=self.seed,
+                       image_size=(spec.cameras[0]['height'], spec.cameras[0]['width']),
+                       cameras=[c['name'] for c in spec.cameras])
+        row: Dict[str, List[dict]] = {'train': [], 'held_out': [], 'expert': []}
+        try:
+            for i in range(self.episodes):
+                s = self.seed + i
+                for split, held_out in (('train', False), ('held_out', True)):
+                    env.reset(s)
+                    n_phr = len(env.task.held_out if held_out else env.task.instructions)
+                    text = ('' if self.blank_instruction
+                            else env.instruction(i % n_phr, held_out=held_out))
+                    ep = run_episode(env, runner, s, text)
+                    ep['instruction'] = text
+                    row[split].append(ep)
+                    tick(1)
+                if self.expert:
+                    row['expert'].append(run_episode(env, None, s, ''))
+                    tick(1)
+        finally:
+            env.close()
+        return {split: {'success_rate': _rate(eps), 'episodes': eps}
+                for split, eps in row.items() if eps}
+
+
+# Worker-process state: one backend per process, loaded once by `_worker_init`.
+_WORKER: dict = {}
+
+
+def _worker_init(checkpoint: str, backend: str, mode: str, replan_every: int, ticks) -> None:
+    _WORKER['runner'] = _make_runner(checkpoint, backend, mode, replan_every)
+    _WORKER['ticks'] = ticks
+
+
+def _worker_task(job: _TaskJob, name: str) -> Tuple[str, dict, str]:
+    runner, ticks = _WORKER['runner'], _WORKER['ticks']
+    row = job.run(runner, name, ticks.put)
+    return name, row, runner.backend.describe()
+
+
+def _evaluate_in_processes(job: _TaskJob, names: List[str], workers: int, backend: str,
+                           mode: str, replan_every: int, tick, report) -> str:
+    """Evaluate `names` in `workers` spawned processes; returns the backend description."""
+    import multiprocessing as mp
+    import queue
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    # spawn, not fork: MuJoCo's GL context and onnxruntime's threads do not survive a fork.
+    ctx = mp.get_context('spawn')
+    with ctx.Manager() as manager:
+        ticks = manager.Queue()
+        described = ''
+        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
+                                 initargs=(job.checkpoint, backend, mode, replan_every,
+                                           ticks)) as pool:
+            pending = {pool.submit(_worker_task, job, name) for name in names}
+            while pending:
+                done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                _drain(ticks, tick, queue.Empty)
+                for fut in done:
+                    name, row, described = fut.result()
+                    report(name, row)
+        _drain(ticks, tick, queue.Empty)
+    return described
+
+
+def _drain(ticks, tick, empty) -> None:
+    while True:
+        try:
+            tick(ticks.get_nowait())
+        except empty:
+            return
 
 
 def _rate(episodes: List[dict]) -> float:

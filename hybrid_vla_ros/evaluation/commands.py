@@ -22,6 +22,9 @@ def _eval_sim_args(p) -> None:
                    help='skip the scripted expert on the same seeds')
     p.add_argument('--blank-instruction', action='store_true',
                    help='give the policy an empty instruction (language ablation)')
+    p.add_argument('--workers', type=int, default=1,
+                   help='tasks evaluated at once, each in its own process with a one-thread '
+                        'backend (default 1; up to one per CPU core); results do not change')
     p.add_argument('--out', help='directory for eval_sim.json / eval_sim.md '
                                  '(default CHECKPOINT/eval)')
 
@@ -35,7 +38,7 @@ def eval_sim(args) -> int:
     from .closed_loop import evaluate, markdown_table, write_report
     doc = evaluate(args.checkpoint, args.suite, args.tasks, args.episodes, args.seed,
                    args.backend, args.scheduler, args.replan_every, not args.no_expert,
-                   args.blank_instruction)
+                   args.blank_instruction, workers=args.workers)
     out = write_report(doc, args.out or Path(args.checkpoint) / 'eval')
     print(markdown_table(doc))
     print(f'wrote {out}/eval_sim.json and eval_sim.md')
