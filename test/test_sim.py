@@ -239,7 +239,7 @@ def test_proprio_and_pose_units():
 
 def test_unknown_camera_is_a_clear_error():
     with pytest.raises(ValueError, match='choose from front, corner'):
-        make_env('metaworld', 'drawer-open', cameras=['wrist'])
+        make_env('metaworld', 'drawer-open', cameras=['eye_in_hand'])
 
 
 def test_action_noise_perturbs_what_runs_not_what_is_recorded(tmp_path):

@@ -79,13 +79,14 @@ def test_arm_target_appears_where_the_camera_sees_it():
     ('front', 'blue green yellow'), ('corner', 'blue green yellow'),
     ('corner2', 'blue green yellow'), ('corner3', 'blue green yellow'),
     ('corner4', 'blue green yellow'), ('topview', 'yellow'),  # the arm hides the blocks
+    ('wrist', 'blue'),  # a finger hides the green block at this layout
 ])
 def test_metaworld_objects_appear_where_the_camera_sees_them(camera, colours):
     # Green and blue blocks and the yellow goal marker (the Sawyer itself is red).
     env = make_env('metaworld', 'pick-place-blue', seed=5, image_size=160, cameras=[camera])
     obs = env.reset()
     model, data = env.mw.model, env.mw.data
-    if camera != 'topview':  # topview looks straight down; its image up is the table's +y
+    if camera not in ('topview', 'wrist'):  # both look down; their image up is the table's +y
         assert camera_up(model, data, camera)[2] > 0.2
     points = {'blue': data.body('obj').xpos + (0, 0, 0.015),  # the top face shows most
               'green': data.body('d2_obj').xpos + (0, 0, 0.015),
@@ -121,3 +122,26 @@ def test_renders_headless_even_when_mujoco_was_imported_first():
                        timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == '(32, 32, 3)'
+
+
+def test_wrist_camera_follows_the_hand():
+    """The `wrist` camera moves with the hand: the target block stays where projection puts
+    it while the expert carries the hand towards it, and grows in the image."""
+    env = make_env('metaworld', 'pick-place-blue', seed=5, image_size=160, cameras=['wrist'])
+    obs = env.reset()
+    model, data = env.mw.model, env.mw.data
+    cam = model.camera('wrist').id
+    start = data.cam_xpos[cam].copy()
+    sizes = []
+    for step in range(40):
+        if step in (0, 20):
+            point = data.body('obj').xpos + (0, 0, 0.015)
+            found = colour_centroid(obs.images['wrist'], 'blue')
+            assert found is not None, step
+            expected = project(model, data, 'wrist', point, 160, 160)
+            assert np.hypot(*np.subtract(found, expected)) < 6, (step, found, expected)
+            sizes.append(colour_mask(obs.images['wrist'], 'blue').sum())
+        obs, _, _ = env.step(env.expert_action(obs))
+    assert np.linalg.norm(data.cam_xpos[cam] - start) > 0.05  # the hand (and camera) moved
+    assert sizes[1] > 1.5 * sizes[0]  # nearer the block
+    env.close()

@@ -30,7 +30,7 @@ def _collect_args(p: argparse.ArgumentParser) -> None:
                    help='camera image size, N or HxW (default 128)')
     p.add_argument('--cameras', nargs='+', metavar='CAMERA',
                    help="cameras to record (default: front). metaworld: front, corner, "
-                        "corner2, corner3, corner4, topview; arm: front, top")
+                        "corner2, corner3, corner4, topview, wrist; arm: front, top")
     p.add_argument('--no-compress', action='store_true',
                    help='write uncompressed MCAP (default: zstd chunk compression)')
     p.add_argument('--action-noise', type=float, default=0.0, metavar='SIGMA',

@@ -17,7 +17,7 @@ expert from ``metaworld.policies``) and changes four things:
   ``front`` camera (the default) is added, looking at the table from the robot's left, where
   drawer front, window handle, lock lever and faucet are in view; in the blocks scene it
   faces the robot from across the table, close enough for the blocks to be told apart and
-  located.
+  located. Meta-World's hand camera is available as ``wrist``.
 - **Every task of a scene starts from the same arm pose** (Meta-World's hand reset).
 
 Units: action ``[dx, dy, dz, grip]`` in [-1, 1]; one unit of dx moves the hand's mocap
@@ -50,7 +50,10 @@ BLOCKS_CAMERA = ((0.0, 1.15, 0.65), (0.0, 0.68, 0.05))
 FRONT_FOVY = 45.0
 # Meta-World's built-in fixed cameras whose frame is upside down in the XML.
 UPSIDE_DOWN_CAMERAS = ('corner', 'corner2', 'corner3', 'corner4')
-CAMERAS = ('front', 'corner', 'corner2', 'corner3', 'corner4', 'topview')
+# Meta-World's hand camera (``gripperPOV``: 90 degree fov, between the fingers, looking down
+# and ahead; it follows the hand, whose orientation never changes), exposed as ``wrist``.
+WRIST_CAMERA = 'gripperPOV'
+CAMERAS = ('front', 'corner', 'corner2', 'corner3', 'corner4', 'topview', 'wrist')
 
 RGBA = {'red': (0.85, 0.1, 0.1, 1.0), 'green': (0.1, 0.7, 0.15, 1.0),
         'blue': (0.1, 0.25, 0.9, 1.0)}
@@ -108,6 +111,7 @@ def _scene_model(scene: str) -> Callable[[object], Tuple]:
                                   fovy=FRONT_FOVY)
         if scene == 'blocks':
             _add_blocks(spec)
+        spec.camera(WRIST_CAMERA).name = 'wrist'
         model = spec.compile()
         for name in UPSIDE_DOWN_CAMERAS:
             cam = model.camera(name)
