@@ -159,6 +159,10 @@ _WORKER: dict = {}
 
 
 def _worker_init(checkpoint: str, backend: str, mode: str, replan_every: int, ticks) -> None:
+    import signal
+    # Ctrl-C reaches the whole process group; the parent decides and terminates the workers,
+    # so they ignore it rather than each printing a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _WORKER['runner'] = _make_runner(checkpoint, backend, mode, replan_every)
     _WORKER['ticks'] = ticks
 
@@ -171,26 +175,34 @@ def _worker_task(job: _TaskJob, name: str) -> Tuple[str, dict, str]:
 
 def _evaluate_in_processes(job: _TaskJob, names: List[str], workers: int, backend: str,
                            mode: str, replan_every: int, tick, report) -> str:
-    """Evaluate `names` in `workers` spawned processes; returns the backend description."""
+    """Evaluate `names` in `workers` spawned processes; returns the backend description.
+    On any exception (Ctrl-C included) the workers are terminated before it propagates."""
     import multiprocessing as mp
     import queue
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     # spawn, not fork: MuJoCo's GL context and onnxruntime's threads do not survive a fork.
     ctx = mp.get_context('spawn')
-    with ctx.Manager() as manager:
-        ticks = manager.Queue()
-        described = ''
-        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
-                                 initargs=(job.checkpoint, backend, mode, replan_every,
-                                           ticks)) as pool:
-            pending = {pool.submit(_worker_task, job, name) for name in names}
-            while pending:
-                done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+    ticks = ctx.Queue()
+    pool = ctx.Pool(workers, initializer=_worker_init,
+                    initargs=(job.checkpoint, backend, mode, replan_every, ticks))
+    described = ''
+    try:
+        pending = {name: pool.apply_async(_worker_task, (job, name)) for name in names}
+        while pending:
+            for name in [n for n, res in pending.items() if res.ready()]:
+                _, row, described = pending.pop(name).get()  # re-raises a worker's error
                 _drain(ticks, tick, queue.Empty)
-                for fut in done:
-                    name, row, described = fut.result()
-                    report(name, row)
+                report(name, row)
+            try:
+                tick(ticks.get(timeout=0.5))
+            except queue.Empty:
+                pass
         _drain(ticks, tick, queue.Empty)
+        pool.close()
+    except BaseException:
+        pool.terminate()
+        raise
+    finally:
+        pool.join()
     return described
 
 
