@@ -68,7 +68,9 @@ class ReplayCheckResult:
                          f'first at step {self.mismatches[0]["step"]}')
         if self.missed:
             lines.append(f'{len(self.missed)} steps got no command (first: step '
-                         f'{self.missed[0]}); see the node logs')
+                         f'{self.missed[0]}); see the node logs. Images are sensor data: a node '
+                         'that is still busy keeps only the newest, so on a loaded machine '
+                         'try a lower --rate')
         if self.latency_ms:
             lines.append('replay latency, image published -> command received: p50 '
                          f'{self.latency_ms["p50"]:.1f} ms, p99 {self.latency_ms["p99"]:.1f} '
