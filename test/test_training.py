@@ -3,6 +3,7 @@ NaN guard, DDP, and the closed-loop evaluation command."""
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -232,6 +233,35 @@ def test_eval_sim_runs_the_exported_policy_closed_loop(collected):
             assert [(e['success'], e['steps']) for e in got] == \
                 [(e['success'], e['steps']) for e in res['episodes']], (name, split)
     assert parallel['backend'] == doc['backend']
+
+
+def test_eval_sim_interrupted_keeps_the_finished_tasks(collected):
+    """Ctrl-C during a long evaluation: the tasks already finished are written, exit 130."""
+    ckpt = collected / 'run_hybrid' / 'best'
+    if not (ckpt / 'onnx' / 'manifest.json').is_file():
+        pytest.skip('needs the exported hybrid run of this module')
+    out = collected / 'eval_interrupted'
+    proc = subprocess.Popen(
+        [f'{EXE_DIR}/hybrid-vla', 'eval-sim', '--checkpoint', str(ckpt), '--tasks',
+         'drawer-open', 'drawer-close', 'window-open', 'window-close', '--episodes', '2',
+         '--no-expert', '--out', str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, 'PYTHONUNBUFFERED': '1'},
+        # A background job may inherit SIGINT ignored; a terminal's Ctrl-C is not.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    for line in proc.stdout:
+        if line.startswith('drawer-open'):
+            break
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 130, stderr[-2000:]
+    assert 'interrupted after' in stderr
+    doc = json.loads((out / 'eval_sim.json').read_text())
+    assert doc['interrupted'] is True
+    assert list(doc['tasks'])[0] == 'drawer-open' and len(doc['tasks']) < 4
+    assert doc['tasks_requested'] == ['drawer-open', 'drawer-close', 'window-open',
+                                      'window-close']
+    assert 'Interrupted' in (out / 'eval_sim.md').read_text()
 
 
 def test_eval_bag_reads_bags_the_way_the_checkpoint_was_trained(collected):

@@ -79,33 +79,44 @@ def evaluate(checkpoint, suite: str = 'metaworld', tasks: Optional[Sequence[str]
     tick = bar.update if bar is not None else (lambda n=1: None)
     t0 = time.monotonic()
     results: Dict[str, dict] = {}
+    described = {'backend': ''}
 
-    def report(name: str, row: dict) -> None:
+    def report(name: str, row: dict, backend_description: str) -> None:
         results[name] = row
+        described['backend'] = backend_description
         log(f'{name:<24} train {row["train"]["success_rate"]:.0%}  held-out '
             f'{row["held_out"]["success_rate"]:.0%}' +
             (f'  expert {row["expert"]["success_rate"]:.0%}' if expert else ''))
 
-    if workers == 1 or len(names) == 1:
-        runner = _make_runner(checkpoint, backend, mode, replan_every)
-        described = runner.backend.describe()
-        for name in names:
-            report(name, job.run(runner, name, tick))
-    else:
-        described = _evaluate_in_processes(job, names, min(workers, len(names)), backend,
-                                           mode, replan_every, tick, report)
-    if bar is not None:
-        bar.close()
-    results = {name: results[name] for name in names}
+    interrupted = False
+    try:
+        if workers == 1 or len(names) == 1:
+            runner = _make_runner(checkpoint, backend, mode, replan_every)
+            for name in names:
+                report(name, job.run(runner, name, tick), runner.backend.describe())
+        else:
+            _evaluate_in_processes(job, names, min(workers, len(names)), backend, mode,
+                                   replan_every, tick, report)
+    except KeyboardInterrupt:
+        if not results:
+            raise
+        # Keep what finished: a long evaluation stopped by Ctrl-C still reports whole tasks.
+        interrupted = True
+        log(f'interrupted: reporting the {len(results)} of {len(names)} tasks that finished')
+    finally:
+        if bar is not None:
+            bar.close()
+    results = {name: results[name] for name in names if name in results}
     splits = [s for s in ('train', 'held_out', 'expert')
               if all(s in r for r in results.values())]
     summary = {s: float(np.mean([r[s]['success_rate'] for r in results.values()]))
                for s in splits}
     return {'checkpoint': str(checkpoint), 'suite': suite, 'episodes_per_task': episodes,
-            'seeds': [seed, seed + episodes - 1], 'backend': described, 'scheduler': mode,
+            'seeds': [seed, seed + episodes - 1], 'backend': described['backend'],
+            'scheduler': mode,
             'replan_every': replan_every, 'blank_instruction': blank_instruction,
             'workers': workers, 'seconds': time.monotonic() - t0, 'mean_success': summary,
-            'tasks': results}
+            'interrupted': interrupted, 'tasks_requested': names, 'tasks': results}
 
 
 def _make_runner(checkpoint, backend: str, mode: str, replan_every: int) -> PolicyRunner:
@@ -174,9 +185,10 @@ def _worker_task(job: _TaskJob, name: str) -> Tuple[str, dict, str]:
 
 
 def _evaluate_in_processes(job: _TaskJob, names: List[str], workers: int, backend: str,
-                           mode: str, replan_every: int, tick, report) -> str:
-    """Evaluate `names` in `workers` spawned processes; returns the backend description.
-    On any exception (Ctrl-C included) the workers are terminated before it propagates."""
+                           mode: str, replan_every: int, tick, report) -> None:
+    """Evaluate `names` in `workers` spawned processes, calling `report(name, row,
+    backend_description)` as each task finishes. On any exception (Ctrl-C included) the
+    workers are terminated before it propagates."""
     import multiprocessing as mp
     import queue
     # spawn, not fork: MuJoCo's GL context and onnxruntime's threads do not survive a fork.
@@ -184,14 +196,13 @@ def _evaluate_in_processes(job: _TaskJob, names: List[str], workers: int, backen
     ticks = ctx.Queue()
     pool = ctx.Pool(workers, initializer=_worker_init,
                     initargs=(job.checkpoint, backend, mode, replan_every, ticks))
-    described = ''
     try:
         pending = {name: pool.apply_async(_worker_task, (job, name)) for name in names}
         while pending:
             for name in [n for n, res in pending.items() if res.ready()]:
                 _, row, described = pending.pop(name).get()  # re-raises a worker's error
                 _drain(ticks, tick, queue.Empty)
-                report(name, row)
+                report(name, row, described)
             try:
                 tick(ticks.get(timeout=0.5))
             except queue.Empty:
@@ -203,7 +214,6 @@ def _evaluate_in_processes(job: _TaskJob, names: List[str], workers: int, backen
         raise
     finally:
         pool.join()
-    return described
 
 
 def _drain(ticks, tick, empty) -> None:
@@ -240,6 +250,9 @@ def markdown_table(doc: dict) -> str:
     lines.append(f'{n} episodes per task and phrasing set, seeds {doc["seeds"][0]}–'
                  f'{doc["seeds"][1]}, backend {doc["backend"]}, scheduler {doc["scheduler"]}'
                  f'{" (instruction blanked)" if doc["blank_instruction"] else ""}.')
+    if doc.get('interrupted'):
+        lines.append(f'Interrupted: {len(doc["tasks"])} of {len(doc["tasks_requested"])} '
+                     'tasks finished; the mean is over those.')
     return '\n'.join(lines) + '\n'
 
 

@@ -33,6 +33,7 @@ def _eval_sim_args(p) -> None:
          'and held-out phrasings, beside the scripted expert', _eval_sim_args)
 def eval_sim(args) -> int:
     """Run the evaluation, print and write the report."""
+    import sys
     from pathlib import Path
 
     from .closed_loop import evaluate, markdown_table, write_report
@@ -42,6 +43,10 @@ def eval_sim(args) -> int:
     out = write_report(doc, args.out or Path(args.checkpoint) / 'eval')
     print(markdown_table(doc))
     print(f'wrote {out}/eval_sim.json and eval_sim.md')
+    if doc['interrupted']:
+        print(f'hybrid-vla eval-sim: interrupted after {len(doc["tasks"])} of '
+              f'{len(doc["tasks_requested"])} tasks', file=sys.stderr)
+        return 130
     return 0
 
 
