@@ -79,11 +79,12 @@ def evaluate(checkpoint, suite: str = 'metaworld', tasks: Optional[Sequence[str]
     tick = bar.update if bar is not None else (lambda n=1: None)
     t0 = time.monotonic()
     results: Dict[str, dict] = {}
-    described = {'backend': ''}
+    described = ''
 
     def report(name: str, row: dict, backend_description: str) -> None:
+        nonlocal described
         results[name] = row
-        described['backend'] = backend_description
+        described = backend_description
         log(f'{name:<24} train {row["train"]["success_rate"]:.0%}  held-out '
             f'{row["held_out"]["success_rate"]:.0%}' +
             (f'  expert {row["expert"]["success_rate"]:.0%}' if expert else ''))
@@ -112,8 +113,7 @@ def evaluate(checkpoint, suite: str = 'metaworld', tasks: Optional[Sequence[str]
     summary = {s: float(np.mean([r[s]['success_rate'] for r in results.values()]))
                for s in splits}
     return {'checkpoint': str(checkpoint), 'suite': suite, 'episodes_per_task': episodes,
-            'seeds': [seed, seed + episodes - 1], 'backend': described['backend'],
-            'scheduler': mode,
+            'seeds': [seed, seed + episodes - 1], 'backend': described, 'scheduler': mode,
             'replan_every': replan_every, 'blank_instruction': blank_instruction,
             'workers': workers, 'seconds': time.monotonic() - t0, 'mean_success': summary,
             'interrupted': interrupted, 'tasks_requested': names, 'tasks': results}
@@ -201,13 +201,13 @@ def _evaluate_in_processes(job: _TaskJob, names: List[str], workers: int, backen
         while pending:
             for name in [n for n, res in pending.items() if res.ready()]:
                 _, row, described = pending.pop(name).get()  # re-raises a worker's error
-                _drain(ticks, tick, queue.Empty)
+                _drain(ticks, tick)
                 report(name, row, described)
             try:
                 tick(ticks.get(timeout=0.5))
             except queue.Empty:
                 pass
-        _drain(ticks, tick, queue.Empty)
+        _drain(ticks, tick)
         pool.close()
     except BaseException:
         pool.terminate()
@@ -216,11 +216,13 @@ def _evaluate_in_processes(job: _TaskJob, names: List[str], workers: int, backen
         pool.join()
 
 
-def _drain(ticks, tick, empty) -> None:
+def _drain(ticks, tick) -> None:
+    """Pass every progress tick already queued by the workers to `tick`."""
+    import queue
     while True:
         try:
             tick(ticks.get_nowait())
-        except empty:
+        except queue.Empty:
             return
 
 
