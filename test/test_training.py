@@ -146,6 +146,37 @@ def test_resume_continues_from_the_saved_step(collected):
     assert steps.count(steps_one) == 1  # no step repeated after the resume
 
 
+def test_init_from_starts_from_a_checkpoint_and_refuses_another_architecture(collected):
+    source = collected / 'run_init_source'
+    Trainer(load_train_config(write_config(collected, 'init_source', epochs=2)),
+            [str(collected / 'bags')], source, progress=False, log=lambda *_: None).run()
+    saved = load_checkpoint(source / 'last')
+    cfg = load_train_config(write_config(collected, 'init_ft', epochs=1, lr=1e-4,
+                                         init_from=str(source / 'last')))
+    cfg.data.augment_shift = 0      # a fine-tuning run may change training-only settings
+    cfg.model['loss'] = {'waypoint_weight': 1.0}
+    trainer = Trainer(cfg, [str(collected / 'bags')], collected / 'run_init_ft',
+                      progress=False, log=lambda *_: None)
+    start = trainer.policy.state_dict()
+    for key, value in saved.state_dict().items():
+        assert torch.equal(start[key], value), f'{key} not taken from the checkpoint'
+    assert trainer.policy.cfg.normalization == saved.cfg.normalization
+    trainer.run()
+    tuned = load_checkpoint(collected / 'run_init_ft' / 'last')
+    assert any(not torch.equal(v, saved.state_dict()[k]) for k, v in tuned.state_dict().items())
+    other = load_train_config(write_config(collected, 'init_other',
+                                           init_from=str(source / 'last')))
+    other.model = dict(TINY_MODEL, fusion=dict(TINY_MODEL['fusion'], layers=2))
+    with pytest.raises(ConfigError, match=r'model\.fusion\.layers \(2 here, 1 in the checkpoint'):
+        Trainer(other, [str(collected / 'bags')], collected / 'run_init_other',
+                progress=False, log=lambda *_: None)
+    missing = load_train_config(write_config(collected, 'init_missing',
+                                             init_from=str(collected / 'nowhere')))
+    with pytest.raises(ConfigError, match='nowhere: directory does not exist'):
+        Trainer(missing, [str(collected / 'bags')], collected / 'run_init_missing',
+                progress=False, log=lambda *_: None)
+
+
 def test_non_finite_loss_stops_naming_the_step_and_keeps_last_checkpoint(collected):
     stages = [{'name': 'ok', 'epochs': 1, 'lambda_e2e': 1.0, 'lambda_modular': 0.0},
               {'name': 'explode', 'epochs': 2, 'lambda_e2e': 1.0, 'lambda_modular': 0.0,

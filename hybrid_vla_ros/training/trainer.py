@@ -31,6 +31,7 @@ from torch import nn
 from ..data.dataset import EpisodeDataset
 from ..data.torch_data import collate, make_loader
 from ..model import build_policy, load_checkpoint, parse_model_config, save_checkpoint
+from ..model.checkpoint import stored_state
 from ..model.config import Stats
 from ..model.losses import hybrid_objective
 from ..schema import ConfigError
@@ -152,6 +153,38 @@ def build_from_data(cfg: TrainConfig, dataset: EpisodeDataset):
     return policy
 
 
+def init_from_checkpoint(policy, directory) -> None:
+    """Start `policy` (built for this run's data) from the weights and normalization
+    statistics of the checkpoint in `directory` (fine-tuning).
+
+    The checkpoint's architecture and observation/action spec must equal the policy's;
+    training-only loss settings may differ. Keeping the checkpoint's normalization keeps
+    its action scale, so the network starts where it was. Raises `ConfigError` naming the
+    first differing key.
+    """
+    source = load_checkpoint(directory)
+    policy.set_normalization(source.cfg.normalization.action, source.cfg.normalization.proprio)
+    if policy.cfg.architecture_hash() != source.cfg.architecture_hash():
+        key = _first_difference(policy.cfg.to_mapping(), source.cfg.to_mapping(), 'model')
+        raise ConfigError(f'optim.init_from: checkpoint {directory} does not match this run '
+                          f'at {key}; fine-tune with the checkpoint\'s model section and '
+                          'data with the same cameras, image size, proprio and action fields')
+    policy.load_state_dict(stored_state(source), strict=False)
+
+
+def _first_difference(a, b, path: str) -> str:
+    """The dotted path of the first value that differs between two mappings ('' if none)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b)):
+            if key == 'loss' and path == 'model':
+                continue
+            found = _first_difference(a.get(key), b.get(key), f'{path}.{key}')
+            if found:
+                return found
+        return ''
+    return '' if a == b else f'{path} ({a!r} here, {b!r} in the checkpoint)'
+
+
 def _batch_to(batch: Dict, policy, language_cache: Optional[LanguageCache],
               augment: int, generator: torch.Generator, training: bool) -> Dict:
     out = dict(batch)
@@ -197,6 +230,9 @@ class Trainer:
                 raise ConfigError(f'{self.out} already holds a training run; pass --resume '
                                   'to continue it or choose another --out')
             self.policy = build_from_data(cfg, self.dataset)
+            if o.init_from:
+                init_from_checkpoint(self.policy, o.init_from)
+                self.log(f'weights and normalization from {o.init_from}')
         self.policy.train()
         self.generator = torch.Generator().manual_seed(o.seed + 1000 * self.dist.rank)
         if self.dist.is_main:
