@@ -177,6 +177,30 @@ def test_init_from_starts_from_a_checkpoint_and_refuses_another_architecture(col
                 progress=False, log=lambda *_: None)
 
 
+def test_proprio_noise_blurs_the_input_but_not_the_targets(collected):
+    from hybrid_vla_ros.data.torch_data import collate
+    from hybrid_vla_ros.model.losses import hybrid_objective
+    from hybrid_vla_ros.training.trainer import _batch_to
+    cfg = load_train_config(write_config(collected, 'proprio_noise'))
+    cfg.data.augment_proprio_noise = 0.5
+    trainer = Trainer(cfg, [str(collected / 'bags')], collected / 'run_proprio_noise',
+                      progress=False, log=lambda *_: None)
+    policy = trainer.policy.eval()
+    batch = collate([trainer.dataset.train[i] for i in range(len(trainer.dataset.train))])
+    gen = torch.Generator().manual_seed(0)
+    noisy = _batch_to(batch, policy, None, 0, gen, training=True, proprio_scale=0.5)
+    clean = _batch_to(batch, policy, None, 0, gen, training=True, proprio_scale=0.0)
+    assert 'proprio_input' not in clean and torch.equal(noisy['proprio'], batch['proprio'])
+    z = (noisy['proprio_input'] - batch['proprio']) / policy.proprio_std
+    assert 0.4 < float(z.std()) < 0.6 and abs(float(z.mean())) < 0.1
+    with torch.no_grad():
+        a, b = hybrid_objective(policy, noisy), hybrid_objective(policy, clean)
+    assert float(a['e2e']) != float(b['e2e'])        # the network saw the noisy copy
+    assert float(a['proprio']) == float(b['proprio'])  # targets stay the clean values
+    validation = _batch_to(batch, policy, None, 0, gen, training=False, proprio_scale=0.5)
+    assert 'proprio_input' not in validation
+
+
 def test_non_finite_loss_stops_naming_the_step_and_keeps_last_checkpoint(collected):
     stages = [{'name': 'ok', 'epochs': 1, 'lambda_e2e': 1.0, 'lambda_modular': 0.0},
               {'name': 'explode', 'epochs': 2, 'lambda_e2e': 1.0, 'lambda_modular': 0.0,

@@ -90,14 +90,15 @@ def hybrid_objective(policy: HybridPolicy, batch: Dict[str, torch.Tensor],
     ``proprio`` (B, P), ``actions`` (B, K, A) robot units, ``action_valid`` (B, K) bool, and
     optionally ``language_tokens`` (B, L, Dl) precomputed by a frozen language encoder.
     ``waypoint`` (B, P) robot units feeds the waypoint objective when the policy has one.
-    Lambdas default to the config's. Returns ``loss`` and every term (``e2e``,
+    ``proprio_input`` (B, P), when present, is what the network sees instead of ``proprio``
+    (a noise-augmented copy); targets always use the clean ``proprio``. Lambdas default to the config's. Returns ``loss`` and every term (``e2e``,
     ``waypoint``, ``modular`` and its parts), each a scalar tensor.
     """
     cfg = policy.cfg.loss
     l1 = cfg.lambda_e2e if lambda_e2e is None else lambda_e2e
     l2 = cfg.lambda_modular if lambda_modular is None else lambda_modular
-    out = policy(batch['images'], batch['token_ids'], batch['mask'], batch['proprio'],
-                 batch.get('language_tokens'))
+    out = policy(batch['images'], batch['token_ids'], batch['mask'],
+                 batch.get('proprio_input', batch['proprio']), batch.get('language_tokens'))
     target = policy.normalize_actions(batch['actions'])
     terms = {'e2e': e2e_loss(out['actions'], target, batch['action_valid'])}
     supervised = terms['e2e']

@@ -56,6 +56,10 @@ class DataConfig:
                                doc='fraction of episodes held out for validation')
     cache_dir: Optional[str] = spec(None, doc='on-disk decoded-episode cache directory')
     augment_shift: int = spec(4, minimum=0, doc='random image shift, pixels (0 = off)')
+    augment_proprio_noise: float = spec(
+        0.0, minimum=0.0, doc='Gaussian noise added to the proprioception the network sees '
+        'in training, in units of each field\'s standard deviation (0 = off); keeps the '
+        'policy from reading the goal off its own hand position')
     num_workers: int = spec(0, minimum=0, doc='DataLoader worker processes')
 
 

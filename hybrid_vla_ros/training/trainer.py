@@ -185,11 +185,29 @@ def _first_difference(a, b, path: str) -> str:
     return '' if a == b else f'{path} ({a!r} here, {b!r} in the checkpoint)'
 
 
+def proprio_noise(proprio: torch.Tensor, std: torch.Tensor, scale: float,
+                  generator: torch.Generator) -> torch.Tensor:
+    """`proprio` (B, P) robot units plus Gaussian noise of `scale` x `std` (P,) per field.
+
+    Why: a cloned policy whose hand starts at the same place every episode can read where
+    the expert was heading off its own hand position (the copycat shortcut) and then follows
+    its own first guess; blurring the position makes the camera the better cue.
+    """
+    if scale <= 0:
+        return proprio
+    noise = torch.randn(proprio.shape, generator=generator, dtype=proprio.dtype)
+    return proprio + noise * std.to(proprio.dtype) * scale
+
+
 def _batch_to(batch: Dict, policy, language_cache: Optional[LanguageCache],
-              augment: int, generator: torch.Generator, training: bool) -> Dict:
+              augment: int, generator: torch.Generator, training: bool,
+              proprio_scale: float = 0.0) -> Dict:
     out = dict(batch)
     if training:
         out['images'] = shift_augment(batch['images'], augment, generator)
+        if proprio_scale > 0:
+            out['proprio_input'] = proprio_noise(batch['proprio'], policy.proprio_std,
+                                                 proprio_scale, generator)
     ids, mask = policy.tokenize(batch['instruction'])
     out['token_ids'], out['mask'] = ids, mask
     if language_cache is not None:
@@ -324,7 +342,8 @@ class Trainer:
                 for group in optimizer.param_groups:
                     group['lr'] = o.lr * stage.lr_scale * factor
                 b = _batch_to(batch, self.policy, cache, data_cfg.augment_shift,
-                              self.generator, training=True)
+                              self.generator, training=True,
+                              proprio_scale=data_cfg.augment_proprio_noise)
                 terms = objective(b, stage.lambda_e2e, stage.lambda_modular)
                 loss = terms['loss']
                 if not torch.isfinite(loss):
