@@ -180,7 +180,7 @@ def test_init_from_starts_from_a_checkpoint_and_refuses_another_architecture(col
 def test_proprio_noise_blurs_the_input_but_not_the_targets(collected):
     from hybrid_vla_ros.data.torch_data import collate
     from hybrid_vla_ros.model.losses import hybrid_objective
-    from hybrid_vla_ros.training.trainer import _batch_to
+    from hybrid_vla_ros.training.trainer import _batch_to, proprio_noise_scale
     cfg = load_train_config(write_config(collected, 'proprio_noise'))
     cfg.data.augment_proprio_noise = 0.5
     trainer = Trainer(cfg, [str(collected / 'bags')], collected / 'run_proprio_noise',
@@ -199,6 +199,16 @@ def test_proprio_noise_blurs_the_input_but_not_the_targets(collected):
     assert float(a['proprio']) == float(b['proprio'])  # targets stay the clean values
     validation = _batch_to(batch, policy, None, 0, gen, training=False, proprio_scale=0.5)
     assert 'proprio_input' not in validation
+    # Noise on x and y only: z and the gripper stay exact.
+    cfg.data.augment_proprio_fields = ['ee_pose.position.x', 'ee_pose.position.y']
+    scale = proprio_noise_scale(cfg.data, trainer.dataset.proprio_names)
+    some = _batch_to(batch, policy, None, 0, gen, training=True, proprio_scale=scale)
+    moved = (some['proprio_input'] != batch['proprio']).all(dim=0).tolist()
+    assert moved == [True, True, False, False], trainer.dataset.proprio_names
+    cfg.data.augment_proprio_fields = ['ee_pose.position.w']
+    with pytest.raises(ConfigError, match="'ee_pose.position.w' is not a proprioception "
+                                          'field of this data; its fields are ee_pose'):
+        proprio_noise_scale(cfg.data, trainer.dataset.proprio_names)
 
 
 def test_non_finite_loss_stops_naming_the_step_and_keeps_last_checkpoint(collected):

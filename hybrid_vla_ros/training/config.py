@@ -60,6 +60,9 @@ class DataConfig:
         0.0, minimum=0.0, doc='Gaussian noise added to the proprioception the network sees '
         'in training, in units of each field\'s standard deviation (0 = off); keeps the '
         'policy from reading the goal off its own hand position')
+    augment_proprio_fields: List[str] = spec(
+        default_factory=list, doc='proprioception fields the noise applies to, by name '
+        '(e.g. ee_pose.position.x); empty = every field')
     num_workers: int = spec(0, minimum=0, doc='DataLoader worker processes')
 
 

@@ -185,27 +185,44 @@ def _first_difference(a, b, path: str) -> str:
     return '' if a == b else f'{path} ({a!r} here, {b!r} in the checkpoint)'
 
 
-def proprio_noise(proprio: torch.Tensor, std: torch.Tensor, scale: float,
+def proprio_noise(proprio: torch.Tensor, std: torch.Tensor, scale,
                   generator: torch.Generator) -> torch.Tensor:
-    """`proprio` (B, P) robot units plus Gaussian noise of `scale` x `std` (P,) per field.
+    """`proprio` (B, P) robot units plus Gaussian noise of `scale` x `std` (P,) per field;
+    `scale` is a float or a (P,) tensor (0 where a field stays clean).
 
     Why: a cloned policy whose hand starts at the same place every episode can read where
     the expert was heading off its own hand position (the copycat shortcut) and then follows
     its own first guess; blurring the position makes the camera the better cue.
     """
-    if scale <= 0:
+    if not torch.is_tensor(scale) and scale <= 0:
         return proprio
     noise = torch.randn(proprio.shape, generator=generator, dtype=proprio.dtype)
     return proprio + noise * std.to(proprio.dtype) * scale
 
 
+def proprio_noise_scale(data_cfg, names: Sequence[str]):
+    """The noise scale per proprioception field: a float for every field, or a (P,)
+    tensor when `data.augment_proprio_fields` picks some. Unknown names raise
+    `ConfigError` listing the dataset's fields."""
+    scale = data_cfg.augment_proprio_noise
+    if not data_cfg.augment_proprio_fields or scale <= 0:
+        return scale
+    unknown = [f for f in data_cfg.augment_proprio_fields if f not in names]
+    if unknown:
+        raise ConfigError(f'data.augment_proprio_fields: {unknown[0]!r} is not a '
+                          f'proprioception field of this data; its fields are '
+                          f'{", ".join(names)}')
+    return torch.tensor([scale if n in data_cfg.augment_proprio_fields else 0.0
+                         for n in names], dtype=torch.float32)
+
+
 def _batch_to(batch: Dict, policy, language_cache: Optional[LanguageCache],
               augment: int, generator: torch.Generator, training: bool,
-              proprio_scale: float = 0.0) -> Dict:
+              proprio_scale=0.0) -> Dict:
     out = dict(batch)
     if training:
         out['images'] = shift_augment(batch['images'], augment, generator)
-        if proprio_scale > 0:
+        if torch.is_tensor(proprio_scale) or proprio_scale > 0:
             out['proprio_input'] = proprio_noise(batch['proprio'], policy.proprio_std,
                                                  proprio_scale, generator)
     ids, mask = policy.tokenize(batch['instruction'])
@@ -252,6 +269,7 @@ class Trainer:
                 init_from_checkpoint(self.policy, o.init_from)
                 self.log(f'weights and normalization from {o.init_from}')
         self.policy.train()
+        self.proprio_scale = proprio_noise_scale(cfg.data, self.dataset.proprio_names)
         self.generator = torch.Generator().manual_seed(o.seed + 1000 * self.dist.rank)
         if self.dist.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
@@ -343,7 +361,7 @@ class Trainer:
                     group['lr'] = o.lr * stage.lr_scale * factor
                 b = _batch_to(batch, self.policy, cache, data_cfg.augment_shift,
                               self.generator, training=True,
-                              proprio_scale=data_cfg.augment_proprio_noise)
+                              proprio_scale=self.proprio_scale)
                 terms = objective(b, stage.lambda_e2e, stage.lambda_modular)
                 loss = terms['loss']
                 if not torch.isfinite(loss):
