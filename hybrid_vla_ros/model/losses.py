@@ -91,8 +91,9 @@ def hybrid_objective(policy: HybridPolicy, batch: Dict[str, torch.Tensor],
     optionally ``language_tokens`` (B, L, Dl) precomputed by a frozen language encoder.
     ``waypoint`` (B, P) robot units feeds the waypoint objective when the policy has one.
     ``proprio_input`` (B, P), when present, is what the network sees instead of ``proprio``
-    (a noise-augmented copy); targets always use the clean ``proprio``. Lambdas default to the config's. Returns ``loss`` and every term (``e2e``,
-    ``waypoint``, ``modular`` and its parts), each a scalar tensor.
+    (a noise-augmented copy); targets always use the clean ``proprio``. Lambdas default to
+    the config's. Returns ``loss`` and every term (``e2e``, ``waypoint``, ``modular`` and
+    its parts), each a scalar tensor.
     """
     cfg = policy.cfg.loss
     l1 = cfg.lambda_e2e if lambda_e2e is None else lambda_e2e
