@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -338,11 +339,31 @@ def test_eval_bag_reads_bags_the_way_the_checkpoint_was_trained(collected):
     assert embedded['image_size'] == [32, 32] and embedded['chunk'] == 4
     out = collected / 'eval_bag'
     r = subprocess.run([f'{EXE_DIR}/hybrid-vla', 'eval-bag', '--checkpoint', str(ckpt),
-                        '--bags', str(collected / 'bags'), '--out', str(out)],
+                        '--bags', str(collected / 'bags'), '--out', str(out),
+                        '--input-reliance'],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     doc = json.loads((out / 'eval_bag.json').read_text())
     assert len(doc['episodes']) == 4 and doc['skipped'] == []
+    reliance = doc['input_reliance']
+    assert list(reliance) == ['recorded inputs', 'proprio from step 0', 'images from step 0']
+    assert reliance['recorded inputs'] == doc['overall']['summary']['next_action_mae_normalized']
+    assert '## Input reliance' in (out / 'report.md').read_text()
+    assert 'input reliance: proprio from step 0' in r.stdout
+    # Freezing an input feeds step 0's value at every step: step 0 itself is unchanged,
+    # later steps are not.
+    from hybrid_vla_ros.data.episode import load_episode
+    from hybrid_vla_ros.evaluation.bag_eval import predict_episode
+    from hybrid_vla_ros.inference import load_backend
+    from hybrid_vla_ros.data.topic_map import parse_topic_map
+    backend = load_backend(ckpt, 'onnxruntime', threads=1)
+    bag = sorted((collected / 'bags').iterdir())[0]
+    ep = load_episode(bag, parse_topic_map(embedded))
+    normal = predict_episode(backend, ep, batch=8)
+    for what in ('proprio', 'images'):
+        frozen = predict_episode(backend, ep, batch=8, freeze=what)
+        assert np.allclose(frozen[0], normal[0], atol=1e-5), what
+        assert not np.allclose(frozen[1:], normal[1:], atol=1e-4), what
     assert doc['action_names'] == ['ee_command.linear.x', 'ee_command.linear.y',
                                    'ee_command.linear.z', 'gripper_command.data']
     # A trained policy tracks its own demonstrations far better than predicting zero.

@@ -52,6 +52,8 @@ class EpisodeScore:
     action_names: List[str]
     instructions: List[str]
     note: Optional[str] = None
+    # Input-reliance check: condition name -> (T, K, A) predictions with one input frozen.
+    frozen: Dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
 
 def resolve_topic_map(checkpoint, explicit: Optional[str],
@@ -101,11 +103,17 @@ def _check_episode_fits(ep: Episode, backend: Backend) -> None:
             f'{spec.proprio_dim}; fix the topic map\'s action/proprio entries')
 
 
-def predict_episode(backend: Backend, ep: Episode, batch: int = 1) -> np.ndarray:
+# Input-reliance conditions: which input is replaced by the episode's first step.
+FROZEN_INPUTS = {'proprio from step 0': 'proprio', 'images from step 0': 'images'}
+
+
+def predict_episode(backend: Backend, ep: Episode, batch: int = 1,
+                    freeze: Optional[str] = None) -> np.ndarray:
     """Action chunks for every step of `ep`: (T, K, A) float32, robot units.
 
     Batch 1 (the default) runs exactly what the policy node runs each tick; larger batches
-    are faster and agree to float rounding.
+    are faster and agree to float rounding. `freeze` ('proprio' or 'images') feeds every
+    step that input of step 0 instead (the input-reliance check).
     """
     language = {}
     out = []
@@ -115,10 +123,11 @@ def predict_episode(backend: Backend, ep: Episode, batch: int = 1) -> np.ndarray
         for text in texts:
             if text not in language:
                 language[text] = backend.encode_instruction(text)
-        images = np.stack([ep.images_at(t) for t in steps])
+        images = np.stack([ep.images_at(0 if freeze == 'images' else t) for t in steps])
         lang = np.concatenate([language[t][0] for t in texts])
         mask = np.concatenate([language[t][1] for t in texts])
-        proprio = np.ascontiguousarray(ep.proprio[start:start + len(steps)], dtype=np.float32)
+        rows = [0] * len(steps) if freeze == 'proprio' else list(steps)
+        proprio = np.ascontiguousarray(ep.proprio[rows], dtype=np.float32)
         visual = backend.encode_vision(images)
         out.append(backend.core(visual, lang, mask, proprio))
     return np.concatenate(out).astype(np.float32)
@@ -157,14 +166,16 @@ def _load(bag: Path, tm: TopicMap, workdir: Path, warned: set):
 
 
 def evaluate_bags(backend: Backend, sources: Sequence, tm: TopicMap, batch: int = 1,
-                  progress: Optional[Callable[[str], None]] = print):
+                  progress: Optional[Callable[[str], None]] = print,
+                  input_reliance: bool = False):
     """Score every bag found in `sources` (bag directories or parents of them).
 
     Returns (scores: List[EpisodeScore], skipped: List[dict(bag, reason)], interrupted:
     bool). A bag that cannot be read, or that the topic map does not fit (a missing topic:
     the reason names it and lists the bag's topics), is skipped with its reason and the
     others are still scored. Ctrl-C stops after the current bag and returns what was
-    scored, so the report of a long run is never lost.
+    scored, so the report of a long run is never lost. With `input_reliance` every bag is
+    also predicted with each input of `FROZEN_INPUTS` frozen at step 0.
     """
     check_topic_map_fits(tm, backend)
     bags, unfinished = find_bags(sources)
@@ -184,6 +195,8 @@ def evaluate_bags(backend: Backend, sources: Sequence, tm: TopicMap, batch: int 
                     ep, note = _load(bag, tm, Path(tmp), warned)
                 _check_episode_fits(ep, backend)
                 predicted = predict_episode(backend, ep, batch)
+                frozen = ({name: predict_episode(backend, ep, batch, what)
+                           for name, what in FROZEN_INPUTS.items()} if input_reliance else {})
             except (BagContentError, ConfigError) as exc:
                 skipped.append({'bag': str(bag), 'reason': str(exc)})
                 if progress:
@@ -198,7 +211,8 @@ def evaluate_bags(backend: Backend, sources: Sequence, tm: TopicMap, batch: int 
             task = ep.metadata.get('hybrid_vla.task', '')
             scores.append(EpisodeScore(str(bag), task, ep.instruction_at(0), predicted,
                                        recorded, valid, ep.stamps.copy(),
-                                       list(ep.action_names), list(ep.instructions), note))
+                                       list(ep.action_names), list(ep.instructions), note,
+                                       frozen))
             if progress:
                 progress(f'[{i}/{len(bags)}] {bag.name}: {len(ep)} steps'
                          + (f' ({note})' if note else ''))
@@ -298,17 +312,20 @@ def evaluate(checkpoint, sources: Sequence, out, backend: str = 'onnxruntime',
              topic_map: Optional[str] = None, instruction: Optional[str] = None,
              threads: int = 1, batch: int = 1, gripper_dim: Optional[int] = None,
              gripper_threshold: Optional[float] = None, max_plot_episodes: int = 4,
-             progress: Optional[Callable[[str], None]] = print):
+             progress: Optional[Callable[[str], None]] = print, input_reliance: bool = False):
     """Score `checkpoint` on the bags in `sources` and write the report into `out`.
 
     Returns (the JSON document, also written as ``out/eval_bag.json``; the
     [EpisodeScore] it was computed from). Raises `ConfigError` when no bag could be scored.
+    With `input_reliance` the document's ``input_reliance`` maps each condition (recorded
+    inputs, proprioception or images frozen at step 0) to the next-action MAE / std.
     """
     from ..inference.backend import load_backend
     from .bag_report import write_report
     be = load_backend(checkpoint, backend, threads=threads)
     tm = resolve_topic_map(checkpoint, topic_map, instruction)
-    scores, skipped, interrupted = evaluate_bags(be, sources, tm, batch, progress)
+    scores, skipped, interrupted = evaluate_bags(be, sources, tm, batch, progress,
+                                                 input_reliance)
     if not scores:
         reasons = '; '.join(f'{Path(s["bag"]).name}: {s["reason"]}' for s in skipped[:3])
         raise ConfigError(f'no bag could be scored ({len(skipped)} skipped: {reasons})')
@@ -334,5 +351,14 @@ def evaluate(checkpoint, sources: Sequence, out, backend: str = 'onnxruntime',
            'episodes': [{'bag': s.bag, 'task': s.task, 'instruction': s.instruction,
                          'note': s.note, 'metrics': metrics([s])} for s in scores],
            'skipped': skipped, 'interrupted': interrupted}
+    if input_reliance:
+        doc['input_reliance'] = {'recorded inputs':
+                                 doc['overall']['summary']['next_action_mae_normalized']}
+        for name in FROZEN_INPUTS:
+            frozen = score_metrics(np.concatenate([s.frozen[name] for s in scores]),
+                                   np.concatenate([s.recorded for s in scores]),
+                                   np.concatenate([s.valid for s in scores]), std, names,
+                                   grip, gripper_threshold)
+            doc['input_reliance'][name] = frozen['summary']['next_action_mae_normalized']
     write_report(out, doc, scores, std, max_plot_episodes)
     return doc, scores

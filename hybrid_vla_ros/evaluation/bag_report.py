@@ -183,6 +183,14 @@ def markdown_report(doc: dict) -> str:
               '|---|' + '---|' * len(o['horizon']),
               '| MAE / std | ' + ' | '.join(_fmt(h['mae_normalized']) for h in o['horizon'])
               + ' |', '']
+    if doc.get('input_reliance'):
+        lines += ['## Input reliance', '',
+                  'Next-action MAE / std with one input replaced by the episode\'s first step. '
+                  'A policy that finds its goal in the camera gets much worse when the images '
+                  'are frozen; one that reads it off its own hand position (the copycat '
+                  'shortcut, docs/training.md) gets worse when the proprioception is.', '',
+                  '| inputs | MAE / std |', '|---|---|']
+        lines += [f'| {k} | {_fmt(v)} |' for k, v in doc['input_reliance'].items()] + ['']
     lines += ['## Per bag', '', '| bag | task | steps | MAE / std (next) | gripper agreement '
               '| note |', '|---|---|---|---|---|---|']
     for ep in doc['episodes']:

@@ -72,6 +72,10 @@ def _eval_bag_args(p) -> None:
                         'gripper command of the training data, between its two levels)')
     p.add_argument('--plot-episodes', type=int, default=4,
                    help='trajectory plots for the first N bags (default 4)')
+    p.add_argument('--input-reliance', action='store_true',
+                   help='also score each bag with the proprioception, then the images, frozen '
+                   'at step 0: does the policy look at the camera or at its own hand? '
+                   '(three times the inference)')
 
 
 @command('eval-bag', 'score a policy offline against the commands recorded in rosbags: '
@@ -82,7 +86,8 @@ def eval_bag(args) -> int:
     from .bag_eval import evaluate
     doc, _ = evaluate(args.checkpoint, args.bags, args.out, args.backend, args.topic_map,
                    args.instruction, args.threads, args.batch, args.gripper_dim,
-                   args.gripper_threshold, args.plot_episodes)
+                   args.gripper_threshold, args.plot_episodes,
+                   input_reliance=args.input_reliance)
     o = doc['overall']
     print(f'{len(doc["episodes"])} bags, {o["steps"]} steps scored, {len(doc["skipped"])} '
           f'skipped')
@@ -91,5 +96,7 @@ def eval_bag(args) -> int:
               f'(normalized {m["mae_normalized"]:.3f} / {m["rmse_normalized"]:.3f})')
     if o['gripper_agreement'] is not None:
         print(f'  gripper agreement {o["gripper_agreement"]:.1%}')
+    for name, value in doc.get('input_reliance', {}).items():
+        print(f'  input reliance: {name:<20} next-action MAE / std {value:.3f}')
     print(f'wrote {args.out}/report.md, eval_bag.json, metrics.csv, steps.csv, plots/')
     return 130 if doc['interrupted'] else 0
