@@ -189,8 +189,9 @@ def test_proprio_noise_blurs_the_input_but_not_the_targets(collected):
     policy = trainer.policy.eval()
     batch = collate([trainer.dataset.train[i] for i in range(len(trainer.dataset.train))])
     gen = torch.Generator().manual_seed(0)
-    noisy = _batch_to(batch, policy, None, 0, gen, training=True, proprio_scale=0.5)
-    clean = _batch_to(batch, policy, None, 0, gen, training=True, proprio_scale=0.0)
+    half = proprio_noise_scale(cfg.data, trainer.dataset.proprio_names)
+    noisy = _batch_to(batch, policy, None, 0, gen, training=True, proprio_scale=half)
+    clean = _batch_to(batch, policy, None, 0, gen, training=True, proprio_scale=None)
     assert 'proprio_input' not in clean and torch.equal(noisy['proprio'], batch['proprio'])
     z = (noisy['proprio_input'] - batch['proprio']) / policy.proprio_std
     assert 0.4 < float(z.std()) < 0.6 and abs(float(z.mean())) < 0.1
@@ -198,7 +199,7 @@ def test_proprio_noise_blurs_the_input_but_not_the_targets(collected):
         a, b = hybrid_objective(policy, noisy), hybrid_objective(policy, clean)
     assert float(a['e2e']) != float(b['e2e'])        # the network saw the noisy copy
     assert float(a['proprio']) == float(b['proprio'])  # targets stay the clean values
-    validation = _batch_to(batch, policy, None, 0, gen, training=False, proprio_scale=0.5)
+    validation = _batch_to(batch, policy, None, 0, gen, training=False, proprio_scale=half)
     assert 'proprio_input' not in validation
     # Noise on x and y only: z and the gripper stay exact.
     cfg.data.augment_proprio_fields = ['ee_pose.position.x', 'ee_pose.position.y']

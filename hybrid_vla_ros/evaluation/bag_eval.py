@@ -336,8 +336,9 @@ def evaluate(checkpoint, sources: Sequence, out, backend: str = 'onnxruntime',
     if gripper_threshold is None and grip is not None:
         gripper_threshold = float(mean[grip])
 
-    def metrics(ss: Sequence[EpisodeScore]) -> dict:
-        return score_metrics(np.concatenate([s.predicted for s in ss]),
+    def metrics(ss: Sequence[EpisodeScore], frozen: Optional[str] = None) -> dict:
+        return score_metrics(np.concatenate([s.frozen[frozen] if frozen else s.predicted
+                                             for s in ss]),
                              np.concatenate([s.recorded for s in ss]),
                              np.concatenate([s.valid for s in ss]), std, names, grip,
                              gripper_threshold)
@@ -355,10 +356,7 @@ def evaluate(checkpoint, sources: Sequence, out, backend: str = 'onnxruntime',
         doc['input_reliance'] = {'recorded inputs':
                                  doc['overall']['summary']['next_action_mae_normalized']}
         for name in FROZEN_INPUTS:
-            frozen = score_metrics(np.concatenate([s.frozen[name] for s in scores]),
-                                   np.concatenate([s.recorded for s in scores]),
-                                   np.concatenate([s.valid for s in scores]), std, names,
-                                   grip, gripper_threshold)
-            doc['input_reliance'][name] = frozen['summary']['next_action_mae_normalized']
+            doc['input_reliance'][name] = (
+                metrics(scores, name)['summary']['next_action_mae_normalized'])
     write_report(out, doc, scores, std, max_plot_episodes)
     return doc, scores

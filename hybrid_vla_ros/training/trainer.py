@@ -32,7 +32,7 @@ from ..data.dataset import EpisodeDataset
 from ..data.torch_data import collate, make_loader
 from ..model import build_policy, load_checkpoint, parse_model_config, save_checkpoint
 from ..model.checkpoint import stored_state
-from ..model.config import Stats
+from ..model.config import HASH_EXCLUDED, Stats
 from ..model.losses import hybrid_objective
 from ..schema import ConfigError
 from .config import PARTS, StageConfig, TrainConfig
@@ -165,7 +165,9 @@ def init_from_checkpoint(policy, directory) -> None:
     source = load_checkpoint(directory)
     policy.set_normalization(source.cfg.normalization.action, source.cfg.normalization.proprio)
     if policy.cfg.architecture_hash() != source.cfg.architecture_hash():
-        key = _first_difference(policy.cfg.to_mapping(), source.cfg.to_mapping(), 'model')
+        ours, theirs = ({k: v for k, v in c.to_mapping().items() if k not in HASH_EXCLUDED}
+                        for c in (policy.cfg, source.cfg))
+        key = _first_difference(ours, theirs, 'model')
         raise ConfigError(f'optim.init_from: checkpoint {directory} does not match this run '
                           f'at {key}; fine-tune with the checkpoint\'s model section and '
                           'data with the same cameras, image size, proprio and action fields')
@@ -176,8 +178,6 @@ def _first_difference(a, b, path: str) -> str:
     """The dotted path of the first value that differs between two mappings ('' if none)."""
     if isinstance(a, dict) and isinstance(b, dict):
         for key in sorted(set(a) | set(b)):
-            if key == 'loss' and path == 'model':
-                continue
             found = _first_difference(a.get(key), b.get(key), f'{path}.{key}')
             if found:
                 return found
@@ -185,44 +185,43 @@ def _first_difference(a, b, path: str) -> str:
     return '' if a == b else f'{path} ({a!r} here, {b!r} in the checkpoint)'
 
 
-def proprio_noise(proprio: torch.Tensor, std: torch.Tensor, scale,
+def proprio_noise(proprio: torch.Tensor, std: torch.Tensor, scale: torch.Tensor,
                   generator: torch.Generator) -> torch.Tensor:
-    """`proprio` (B, P) robot units plus Gaussian noise of `scale` x `std` (P,) per field;
-    `scale` is a float or a (P,) tensor (0 where a field stays clean).
+    """`proprio` (B, P) robot units plus Gaussian noise of `scale` x `std` per field; `std`
+    and `scale` are (P,), `scale` 0 where a field stays clean.
 
     Why: a cloned policy whose hand starts at the same place every episode can read where
     the expert was heading off its own hand position (the copycat shortcut) and then follows
     its own first guess; blurring the position makes the camera the better cue.
     """
-    if not torch.is_tensor(scale) and scale <= 0:
-        return proprio
     noise = torch.randn(proprio.shape, generator=generator, dtype=proprio.dtype)
-    return proprio + noise * std.to(proprio.dtype) * scale
+    return proprio + noise * (std * scale).to(proprio.dtype)
 
 
-def proprio_noise_scale(data_cfg, names: Sequence[str]):
-    """The noise scale per proprioception field: a float for every field, or a (P,)
-    tensor when `data.augment_proprio_fields` picks some. Unknown names raise
-    `ConfigError` listing the dataset's fields."""
-    scale = data_cfg.augment_proprio_noise
-    if not data_cfg.augment_proprio_fields or scale <= 0:
-        return scale
-    unknown = [f for f in data_cfg.augment_proprio_fields if f not in names]
+def proprio_noise_scale(data_cfg, names: Sequence[str]) -> Optional[torch.Tensor]:
+    """The noise scale per proprioception field, (P,) float32 in standard deviations
+    (`data.augment_proprio_noise` on the fields of `data.augment_proprio_fields`, all
+    when empty), or None when the noise is off. Unknown names raise `ConfigError` listing
+    the dataset's fields."""
+    scale, fields = data_cfg.augment_proprio_noise, data_cfg.augment_proprio_fields
+    if scale <= 0:
+        return None
+    unknown = [f for f in fields if f not in names]
     if unknown:
         raise ConfigError(f'data.augment_proprio_fields: {unknown[0]!r} is not a '
                           f'proprioception field of this data; its fields are '
                           f'{", ".join(names)}')
-    return torch.tensor([scale if n in data_cfg.augment_proprio_fields else 0.0
-                         for n in names], dtype=torch.float32)
+    return torch.tensor([scale if not fields or n in fields else 0.0 for n in names],
+                        dtype=torch.float32)
 
 
 def _batch_to(batch: Dict, policy, language_cache: Optional[LanguageCache],
               augment: int, generator: torch.Generator, training: bool,
-              proprio_scale=0.0) -> Dict:
+              proprio_scale: Optional[torch.Tensor] = None) -> Dict:
     out = dict(batch)
     if training:
         out['images'] = shift_augment(batch['images'], augment, generator)
-        if torch.is_tensor(proprio_scale) or proprio_scale > 0:
+        if proprio_scale is not None:
             out['proprio_input'] = proprio_noise(batch['proprio'], policy.proprio_std,
                                                  proprio_scale, generator)
     ids, mask = policy.tokenize(batch['instruction'])
