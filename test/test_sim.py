@@ -285,3 +285,44 @@ def test_action_noise_perturbs_what_runs_not_what_is_recorded(tmp_path):
         [m.pose.position.x for _, m in topics['ee_pose']]
     with pytest.raises(ValueError, match='action_noise'):
         collect(tmp_path / 'bad', tasks=['pick-place-red'], episodes=1, action_noise=-1)
+
+
+def test_start_jitter_moves_only_the_hand_and_the_bag_says_so(tmp_path):
+    """`start_jitter`: the hand starts within the box around home that the seed picks (the
+    same seed, the same start), the layout and phrasing of a seed do not change, the expert
+    still solves the task, and the recorded bag names the jitter."""
+    plain = make_env('metaworld', 'pick-place-blue', image_size=32, cameras=[])
+    jittered = make_env('metaworld', 'pick-place-blue', image_size=32, cameras=[],
+                        start_jitter=0.08)
+    try:
+        home = plain.reset(5).ee_position
+        starts = []
+        for seed in (5, 5, 6):
+            obs = jittered.reset(seed)
+            # Object poses (state 4:18) and goal (36:39) are where the plain seed has them.
+            same = plain.reset(seed).state
+            np.testing.assert_allclose(obs.state[4:18], same[4:18], atol=2e-3)
+            np.testing.assert_allclose(obs.state[36:], same[36:], atol=1e-9)
+            assert jittered.instruction() == plain.instruction()
+            starts.append(obs.ee_position)
+        offset = starts[0] - home
+        assert np.all(np.abs(offset) <= 0.08 + 5e-3) and np.linalg.norm(offset) > 0.01
+        np.testing.assert_allclose(starts[0], starts[1], atol=1e-9)
+        assert np.linalg.norm(starts[2] - starts[0]) > 0.01
+        np.testing.assert_allclose(starts[0], home + jittered.start_offset(5), atol=5e-3)
+        result = record_episode(jittered, 5, tmp_path / 'jit')
+    finally:
+        plain.close()
+        jittered.close()
+    assert result.success
+    _, topics, custom = read_bag(result.path)
+    assert custom['hybrid_vla.start_jitter'] == '0.08'
+    first = topics['ee_pose'][0][1].pose.position
+    np.testing.assert_allclose((first.x, first.y, first.z), starts[0], atol=1e-6)
+
+
+def test_start_jitter_errors_name_the_problem():
+    with pytest.raises(ValueError, match='start_jitter must be between 0 and 0.1'):
+        make_env('metaworld', 'drawer-open', cameras=[], start_jitter=0.5)
+    with pytest.raises(ValueError, match='metaworld suite'):
+        make_env('arm', 'reach-red', cameras=[], start_jitter=0.05)

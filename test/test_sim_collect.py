@@ -70,3 +70,13 @@ def test_ctrl_c_keeps_finished_episodes_and_removes_the_unfinished_one(tmp_path)
     assert all((b / 'metadata.yaml').exists() and complete(b) for b in bags)
     assert not (out / '.partial').exists()
     assert f'{len(bags)} episodes recorded' in stdout
+
+
+def test_start_jitter_argument_errors_are_one_clear_line(tmp_path):
+    r = run('collect', '--episodes', '1', '--out', str(tmp_path), '--start-jitter', '0.3')
+    assert r.returncode == 2 and 'Traceback' not in r.stderr
+    assert '--start-jitter' in r.stderr and '0.1' in r.stderr
+    r = run('collect', '--suite', 'arm', '--episodes', '1', '--out', str(tmp_path),
+            '--start-jitter', '0.05')
+    assert r.returncode == 2 and '--start-jitter' in r.stderr and 'metaworld' in r.stderr
+    assert not any(tmp_path.iterdir())

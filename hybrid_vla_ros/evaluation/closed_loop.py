@@ -60,17 +60,20 @@ def evaluate(checkpoint, suite: str = 'metaworld', tasks: Optional[Sequence[str]
              episodes: int = 10, seed: int = 1000, backend: str = 'onnxruntime',
              mode: str = 'replan', replan_every: int = 4, expert: bool = True,
              blank_instruction: bool = False, progress: bool = True, log=print,
-             workers: int = 1) -> dict:
+             workers: int = 1, start_jitter: float = 0.0) -> dict:
     """Run the closed-loop evaluation; returns the results document (see `write_report`).
 
     `workers` > 1 runs whole tasks in that many processes, each with its own simulator and
     a one-thread backend; the episodes and their results are the same as with one worker.
+    `start_jitter` (metres, metaworld) starts the hand away from home (see `make_env`); the
+    policy and the expert see the same start of each seed.
     """
     from ..sim.tasks import task_names
     names = list(tasks) if tasks else task_names(suite)
     if workers < 1:
         raise ConfigError(f'--workers must be at least 1, got {workers}')
-    job = _TaskJob(str(checkpoint), suite, episodes, seed, expert, blank_instruction)
+    job = _TaskJob(str(checkpoint), suite, episodes, seed, expert, blank_instruction,
+                   float(start_jitter))
     bar = None
     if progress:
         from tqdm import tqdm
@@ -115,6 +118,7 @@ def evaluate(checkpoint, suite: str = 'metaworld', tasks: Optional[Sequence[str]
     return {'checkpoint': str(checkpoint), 'suite': suite, 'episodes_per_task': episodes,
             'seeds': [seed, seed + episodes - 1], 'backend': described, 'scheduler': mode,
             'replan_every': replan_every, 'blank_instruction': blank_instruction,
+            'start_jitter': float(start_jitter),
             'workers': workers, 'seconds': time.monotonic() - t0, 'mean_success': summary,
             'interrupted': interrupted, 'tasks_requested': names, 'tasks': results}
 
@@ -135,6 +139,7 @@ class _TaskJob:
     seed: int
     expert: bool
     blank_instruction: bool
+    start_jitter: float = 0.0
 
     def run(self, runner: PolicyRunner, name: str, tick: Callable[[int], None]) -> dict:
         """Per-split results of task `name`: {'train'|'held_out'|'expert': {...}}."""
@@ -142,7 +147,8 @@ class _TaskJob:
         spec = runner.spec
         env = make_env(self.suite, name, seed=self.seed,
                        image_size=(spec.cameras[0]['height'], spec.cameras[0]['width']),
-                       cameras=[c['name'] for c in spec.cameras])
+                       cameras=[c['name'] for c in spec.cameras],
+                       start_jitter=self.start_jitter)
         row: Dict[str, List[dict]] = {'train': [], 'held_out': [], 'expert': []}
         try:
             for i in range(self.episodes):
@@ -251,7 +257,9 @@ def markdown_table(doc: dict) -> str:
     lines.append('')
     lines.append(f'{n} episodes per task and phrasing set, seeds {doc["seeds"][0]}–'
                  f'{doc["seeds"][1]}, backend {doc["backend"]}, scheduler {doc["scheduler"]}'
-                 f'{" (instruction blanked)" if doc["blank_instruction"] else ""}.')
+                 f'{" (instruction blanked)" if doc["blank_instruction"] else ""}'
+                 + (f', hand start jittered up to {doc["start_jitter"] * 100:g} cm per axis'
+                    if doc.get('start_jitter') else '') + '.')
     if doc.get('interrupted'):
         lines.append(f'Interrupted: {len(doc["tasks"])} of {len(doc["tasks_requested"])} '
                      'tasks finished; the mean is over those.')

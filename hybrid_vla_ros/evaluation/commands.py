@@ -22,6 +22,10 @@ def _eval_sim_args(p) -> None:
                    help='skip the scripted expert on the same seeds')
     p.add_argument('--blank-instruction', action='store_true',
                    help='give the policy an empty instruction (language ablation)')
+    p.add_argument('--start-jitter', type=float, default=0.0, metavar='METRES',
+                   help='metaworld: start the hand up to this far from its home pose on each '
+                        'axis, drawn from the episode seed (robustness to where the arm '
+                        'starts; at most 0.1; default 0 = always home)')
     p.add_argument('--workers', type=int, default=1,
                    help='tasks evaluated at once, each in its own process with a one-thread '
                         'backend (default 1; up to one per CPU core); results do not change')
@@ -36,10 +40,13 @@ def eval_sim(args) -> int:
     import sys
     from pathlib import Path
 
+    from ..sim.commands import check_start_jitter
     from .closed_loop import evaluate, markdown_table, write_report
+    check_start_jitter(args.suite, args.start_jitter)
     doc = evaluate(args.checkpoint, args.suite, args.tasks, args.episodes, args.seed,
                    args.backend, args.scheduler, args.replan_every, not args.no_expert,
-                   args.blank_instruction, workers=args.workers)
+                   args.blank_instruction, workers=args.workers,
+                   start_jitter=args.start_jitter)
     out = write_report(doc, args.out or Path(args.checkpoint) / 'eval')
     print(markdown_table(doc))
     print(f'wrote {out}/eval_sim.json and eval_sim.md')

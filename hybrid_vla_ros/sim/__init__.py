@@ -71,7 +71,8 @@ def camera_names(suite: str = DEFAULT_SUITE) -> Sequence[str]:
 
 
 def make_env(suite: str = DEFAULT_SUITE, task: str = 'drawer-open', seed: int = 0,
-             image_size=128, cameras: Optional[Sequence[str]] = None) -> SimEnv:
+             image_size=128, cameras: Optional[Sequence[str]] = None,
+             start_jitter: float = 0.0) -> SimEnv:
     """Build the environment of one task.
 
     Args:
@@ -81,6 +82,8 @@ def make_env(suite: str = DEFAULT_SUITE, task: str = 'drawer-open', seed: int = 
         seed: seed of the first episode; `SimEnv.reset` takes another.
         image_size: int (square), (height, width) or ``'HxW'``; default 128x128.
         cameras: camera names to render; default ``['front']``; ``[]`` renders nothing.
+        start_jitter: metaworld only: the hand starts up to this many metres (uniform, per
+            axis) away from its home pose, drawn from the episode's seed; 0 = always home.
 
     Returns:
         A `SimEnv` (call `reset` before `step`; `close` frees the OpenGL context).
@@ -89,6 +92,9 @@ def make_env(suite: str = DEFAULT_SUITE, task: str = 'drawer-open', seed: int = 
     spec = get_task(suite, task)
     if spec.suite == 'metaworld':
         from .metaworld_suite import MetaWorldEnv
-        return MetaWorldEnv(spec, seed, image_size, cameras)
+        return MetaWorldEnv(spec, seed, image_size, cameras, start_jitter=start_jitter)
+    if start_jitter:
+        raise TaskError(f'start_jitter is a hand offset of the metaworld suite; the {spec.suite} '
+                        f'suite always starts from its home pose (use 0)')
     from .arm_suite import ArmEnv
     return ArmEnv(spec, seed, image_size, cameras)

@@ -203,6 +203,9 @@ def record_episode(env: SimEnv, seed: int, path, compress: bool = True,
         if noise is not None:
             meta['action_noise'] = repr(float(action_noise))
             meta['noise_correlation'] = repr(float(noise_correlation))
+        jitter = float(getattr(env, 'start_jitter', 0.0))
+        if jitter > 0:
+            meta['start_jitter'] = repr(jitter)
         bag.commit(meta)
     return EpisodeResult(env.task.name, seed, Path(path), env.steps, env.succeeded, text)
 
@@ -211,7 +214,7 @@ def collect(out_dir, suite: str = DEFAULT_SUITE, tasks: Optional[Sequence[str]] 
             episodes: int = 1, seed: int = 0, image_size=128,
             cameras: Optional[Sequence[str]] = None, compress: bool = True,
             progress: bool = True, action_noise: float = 0.0,
-            noise_correlation: float = 0.8) -> CollectionSummary:
+            noise_correlation: float = 0.8, start_jitter: float = 0.0) -> CollectionSummary:
     """Record `episodes` expert episodes of every task (seeds ``seed .. seed+episodes-1``).
 
     Args:
@@ -227,6 +230,8 @@ def collect(out_dir, suite: str = DEFAULT_SUITE, tasks: Optional[Sequence[str]] 
         action_noise: std of the noise added to the executed expert action, action units
             (0 = clean demonstrations; see `ActionNoise`).
         noise_correlation: the noise's step-to-step correlation rho in [0, 1).
+        start_jitter: metaworld: largest hand start offset from home per axis, metres
+            (0 = every episode starts at home; see `make_env`).
 
     Returns:
         The summary; on Ctrl-C it is returned with ``interrupted`` set instead of raising.
@@ -268,7 +273,8 @@ def collect(out_dir, suite: str = DEFAULT_SUITE, tasks: Optional[Sequence[str]] 
                     if env is None or env.task.name != name:
                         if env is not None:
                             env.close()
-                        env = make_env(suite, name, episode_seed, image_size, cameras)
+                        env = make_env(suite, name, episode_seed, image_size, cameras,
+                                       start_jitter=start_jitter)
                     summary.recorded.append(
                         record_episode(env, episode_seed, path, compress, check=stop.check,
                                        action_noise=action_noise,

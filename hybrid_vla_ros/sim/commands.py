@@ -12,7 +12,7 @@ import argparse
 
 from ..cli import command
 from ..schema import ConfigError
-from .tasks import DEFAULT_SUITE, SUITES
+from .tasks import DEFAULT_SUITE, MAX_START_JITTER, SUITES
 
 
 def _collect_args(p: argparse.ArgumentParser) -> None:
@@ -39,7 +39,22 @@ def _collect_args(p: argparse.ArgumentParser) -> None:
                         'of recovering from drift; default 0 = clean)')
     p.add_argument('--noise-correlation', type=float, default=0.8, metavar='RHO',
                    help='step-to-step correlation of that noise, 0 <= RHO < 1 (default 0.8)')
+    p.add_argument('--start-jitter', type=float, default=0.0, metavar='METRES',
+                   help='metaworld: each episode starts the hand up to this far from its home '
+                        'pose on each axis (uniform, drawn from the episode seed; at most '
+                        '0.1). Breaks the cue a fixed start gives: without it the hand\'s '
+                        'position alone says where the episode is going (default 0)')
     p.add_argument('--quiet', action='store_true', help='no progress bar')
+
+
+def check_start_jitter(suite: str, jitter: float) -> None:
+    """Raise `ConfigError` naming ``--start-jitter`` unless `jitter` suits `suite`."""
+    if not 0.0 <= jitter <= MAX_START_JITTER:
+        raise ConfigError(f'--start-jitter: must be between 0 and {MAX_START_JITTER} m, got '
+                          f'{jitter}')
+    if jitter and suite != 'metaworld':
+        raise ConfigError(f'--start-jitter: only the metaworld suite has a hand start offset '
+                          f'(got --suite {suite}); leave it at 0')
 
 
 @command('collect', 'run the scripted experts of a simulated task suite and record one '
@@ -55,6 +70,7 @@ def collect_command(args) -> int:
     if not 0.0 <= args.noise_correlation < 1.0:
         raise ConfigError(f'--noise-correlation: must be in [0, 1), got '
                           f'{args.noise_correlation}')
+    check_start_jitter(args.suite, args.start_jitter)
     try:
         image_size = parse_image_size(args.image_size)
     except ValueError as exc:
@@ -64,7 +80,8 @@ def collect_command(args) -> int:
                           episodes=args.episodes, seed=args.seed, image_size=image_size,
                           cameras=args.cameras, compress=not args.no_compress,
                           progress=not args.quiet, action_noise=args.action_noise,
-                          noise_correlation=args.noise_correlation)
+                          noise_correlation=args.noise_correlation,
+                          start_jitter=args.start_jitter)
     except FileExistsError as exc:  # a directory in the way that is not a finished bag
         raise ConfigError(f'--out: {exc}') from None
     print(summary.format())

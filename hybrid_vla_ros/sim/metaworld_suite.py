@@ -18,7 +18,12 @@ expert from ``metaworld.policies``) and changes four things:
   drawer front, window handle, lock lever and faucet are in view; in the blocks scene it
   faces the robot from across the table, close enough for the blocks to be told apart and
   located. Meta-World's hand camera is available as ``wrist``.
-- **Every task of a scene starts from the same arm pose** (Meta-World's hand reset).
+- **Every task of a scene starts from the same arm pose** (Meta-World's hand reset), unless
+  ``start_jitter`` > 0: then the hand starts at that pose plus an offset drawn uniformly
+  from [-start_jitter, start_jitter] metres on each of x, y, z (from its own random stream:
+  the same seed keeps the same layout and phrasing with or without jitter). With one fixed
+  start, the hand's position alone tells a policy which way the episode is going (the
+  copycat shortcut, docs/ablations.md "Does the policy look at the camera?").
 
 Units: action ``[dx, dy, dz, grip]`` in [-1, 1]; one unit of dx moves the hand's mocap
 target ``action_scale`` = 0.01 m per control step of ``control_period`` = 0.0125 s
@@ -38,7 +43,7 @@ import numpy as np
 
 from .env import EndEffectorCommand, Observation, SimEnv
 from .rendering import look_at_quat
-from .tasks import COLOURS, TaskError, TaskSpec
+from .tasks import COLOURS, MAX_START_JITTER, TaskError, TaskSpec
 
 # Camera placement of the added ``front`` camera: position and look-at point, metres.
 FRONT_CAMERA = ((-0.9, 0.4, 0.55), (0.0, 0.72, 0.12))
@@ -54,6 +59,9 @@ UPSIDE_DOWN_CAMERAS = ('corner', 'corner2', 'corner3', 'corner4')
 # and ahead; it follows the hand, whose orientation never changes), exposed as ``wrist``.
 WRIST_CAMERA = 'gripperPOV'
 CAMERAS = ('front', 'corner', 'corner2', 'corner3', 'corner4', 'topview', 'wrist')
+
+# Seed-sequence entry of the start-offset stream, so jitter leaves the layout stream alone.
+_JITTER_STREAM = 0x5A17
 
 RGBA = {'red': (0.85, 0.1, 0.1, 1.0), 'green': (0.1, 0.7, 0.15, 1.0),
         'blue': (0.1, 0.25, 0.9, 1.0)}
@@ -168,8 +176,12 @@ class MetaWorldEnv(SimEnv):
     action_dim = 4
 
     def __init__(self, task: TaskSpec, seed: int = 0, image_size=128,
-                 cameras: Optional[Sequence[str]] = None) -> None:
+                 cameras: Optional[Sequence[str]] = None, start_jitter: float = 0.0) -> None:
         super().__init__(task, seed, image_size, cameras)
+        if not 0.0 <= start_jitter <= MAX_START_JITTER:
+            raise TaskError(f'start_jitter must be between 0 and {MAX_START_JITTER} m (hand '
+                            f'start offset per axis), got {start_jitter}')
+        self.start_jitter = float(start_jitter)
         unknown = [c for c in self.cameras if c not in CAMERAS]
         if unknown:
             raise TaskError(f'unknown camera(s) {", ".join(unknown)} for the metaworld suite; '
@@ -194,6 +206,7 @@ class MetaWorldEnv(SimEnv):
         self._state = np.zeros(39)
         self._mw_success = False
         self._rest = self._rest_pose()
+        self._hand_home = np.array(env.hand_init_pos, dtype=np.float64)
 
     def _rest_pose(self) -> Tuple[np.ndarray, ...]:
         """Arm state after Meta-World's hand reset: (qpos, qvel) of the 9 arm and finger
@@ -238,12 +251,37 @@ class MetaWorldEnv(SimEnv):
             data.qvel[:] = 0.0
         if 'blocks' in extra:
             self._place_blocks(extra['blocks'])
+        if self.start_jitter > 0:
+            self._move_hand_start(self.start_offset(self.seed))
         mujoco.mj_forward(env.model, data)
         # Re-read the observation after our changes (Meta-World stacks two frames).
         env._prev_obs = env._get_curr_obs_combined_no_goal()
         self._state = env._get_obs()
         _, info = env.evaluate_state(self._state, np.zeros(4))
         self._mw_success = bool(info['success'])
+
+    def start_offset(self, seed: int) -> np.ndarray:
+        """(3,) hand start offset of episode `seed` in metres (zeros without jitter)."""
+        if self.start_jitter <= 0:
+            return np.zeros(3)
+        rng = np.random.default_rng([int(seed), _JITTER_STREAM])
+        return rng.uniform(-self.start_jitter, self.start_jitter, 3)
+
+    def _move_hand_start(self, offset: np.ndarray) -> None:
+        """Drive the hand from the rest pose to home + `offset` (metres) the way Meta-World's hand
+        reset does (the mocap weld pulls it there over 50 simulated control periods)."""
+        env = self.mw
+        # An offset that would leave the mocap's box is mirrored, so the first action does
+        # not snap the hand back inside (window and faucet homes sit on the box's y edge).
+        low, high = env.mocap_low, env.mocap_high
+        outside = (self._hand_home + offset < low) | (self._hand_home + offset > high)
+        target = np.clip(self._hand_home + np.where(outside, -offset, offset), low, high)
+        env.hand_init_pos = target
+        try:
+            env._reset_hand()
+        finally:
+            env.hand_init_pos = self._hand_home.copy()
+        env.data.qvel[:9] = 0.0
 
     def _place_blocks(self, blocks: Dict[str, np.ndarray]) -> None:
         """Colour the main object as the target and put the distractors where theirs are."""

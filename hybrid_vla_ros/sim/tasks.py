@@ -22,6 +22,9 @@ from . import instructions as _text
 
 DEFAULT_SUITE = 'metaworld'
 COLOURS: Tuple[str, ...] = ('red', 'green', 'blue')
+# Largest hand start offset of the metaworld suite per axis, metres (``start_jitter``): the
+# hand stays above the table and inside the mocap's workspace.
+MAX_START_JITTER = 0.1
 
 
 class TaskError(ConfigError):
