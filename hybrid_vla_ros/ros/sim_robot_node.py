@@ -40,6 +40,9 @@ PARAMS = (
               dynamic=True),
     ParamSpec('seed', 0, 'episode seed (used from the next reset; auto_reset adds one per '
                          'episode)', range=(0, 2**31 - 1), dynamic=True),
+    ParamSpec('start_jitter', 0.0, 'metaworld: start the hand up to this far from its home '
+                                   'pose on each axis, metres, drawn from the seed (0 = home)',
+              range=(0.0, 0.1)),
     ParamSpec('image_size', 128, 'rendered image height and width, pixels', range=(8, 4096)),
     ParamSpec('cameras', ['front'], 'cameras to render (topics <camera>/image_raw)'),
     ParamSpec('mode', 'lockstep', 'stepping', choices=('lockstep', 'realtime')),
@@ -161,7 +164,8 @@ def make_node():
                     self.env = None
                 size = p['image_size']
                 self.env = make_env(p['suite'], self.task, seed=self.seed,
-                                          image_size=size, cameras=list(p['cameras']))
+                                    image_size=size, cameras=list(p['cameras']),
+                                    start_jitter=p['start_jitter'])
                 self.env_key = key
             self.obs = self.env.reset(self.seed)
             self.instruction = self.env.instruction(held_out=p['held_out'])
