@@ -300,6 +300,20 @@ def test_eval_sim_runs_the_exported_policy_closed_loop(collected):
             assert [(e['success'], e['steps']) for e in got] == \
                 [(e['success'], e['steps']) for e in res['episodes']], (name, split)
     assert parallel['backend'] == doc['backend']
+    # From a jittered hand start: the report says so, the expert still solves it.
+    r = subprocess.run([f'{EXE_DIR}/hybrid-vla', 'eval-sim', '--checkpoint', str(ckpt),
+                        '--tasks', 'drawer-open', '--episodes', '1', '--start-jitter', '0.05',
+                        '--out', str(collected / 'eval_jitter')],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    jittered = json.loads((collected / 'eval_jitter' / 'eval_sim.json').read_text())
+    assert jittered['start_jitter'] == 0.05 and doc['start_jitter'] == 0.0
+    assert jittered['tasks']['drawer-open']['expert']['success_rate'] == 1.0
+    table = (collected / 'eval_jitter' / 'eval_sim.md').read_text()
+    assert 'hand start jittered up to 5 cm' in table
+    r = subprocess.run([f'{EXE_DIR}/hybrid-vla', 'eval-sim', '--checkpoint', str(ckpt),
+                        '--start-jitter', '0.5'], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 2 and '--start-jitter' in r.stderr and 'Traceback' not in r.stderr
 
 
 def test_eval_sim_interrupted_keeps_the_finished_tasks(collected):
