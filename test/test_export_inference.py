@@ -291,3 +291,24 @@ def test_checkpoint_written_before_a_new_config_key_exports_and_loads(tmp_path):
     export_checkpoint(ckpt, log=lambda *a: None)
     backend = load_backend(ckpt, 'onnxruntime')
     assert backend.encode_vision(np.zeros((1, *backend.spec.image_shape), np.uint8)).ndim == 3
+
+
+def test_pooled_language_exports_with_parity(tmp_path):
+    """``language.pool: mean`` exports: the language graph gives the repeated sentence
+    vector, as torch does, for short and padded instructions in one batch."""
+    model = tiny_mapping(cameras=2, language='hf_text')
+    model['language']['pool'] = 'mean'
+    policy = build_policy(parse_model_config(model))
+    save_checkpoint(policy, tmp_path / 'pooled')
+    r = subprocess.run([EXE, 'export', '--checkpoint', str(tmp_path / 'pooled')],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    ort_be = load_backend(tmp_path / 'pooled', 'onnxruntime')
+    torch_be = load_backend(tmp_path / 'pooled', 'torch')
+    _, ids, mask, _ = _inputs(ort_be, 4, seed=0)
+    lang_o, lang_t = ort_be.encode_language(ids, mask), torch_be.encode_language(ids, mask)
+    assert np.abs(lang_o - lang_t).max() <= 1e-4
+    short = int(mask[0].sum())
+    assert short < mask.shape[1]
+    np.testing.assert_allclose(lang_o[0, :short], np.repeat(lang_o[0, :1], short, 0),
+                               atol=1e-6)

@@ -1,6 +1,7 @@
 """The packaged MiniLM loads offline and gives sensible sentence embeddings; tokenization
 with `tokenizers` matches transformers."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 from transformers import AutoTokenizer
@@ -44,3 +45,29 @@ def test_tokenizers_ids_match_transformers():
     assert (ids == ref['input_ids']).all()
     assert (mask == ref['attention_mask']).all()
     assert ids.shape == (len(texts), 12) and ids.dtype.name == 'int64'
+
+
+def test_mean_pooling_gives_every_position_the_sentence_embedding():
+    """``language.pool: mean``: each valid position carries the mean of the token states the
+    unpooled encoder gives (padding excluded), so the fusion sees the sentence embedding."""
+    tokens_cfg = tiny_mapping(language='hf_text')
+    pooled_cfg = tiny_mapping(language='hf_text')
+    pooled_cfg['language']['pool'] = 'mean'
+    plain = build_policy(parse_model_config(tokens_cfg)).eval()
+    pooled = build_policy(parse_model_config(pooled_cfg)).eval()
+    texts = ['open the drawer', 'pick up the red block and place it at the goal']
+    ids, mask = plain.tokenize(texts)
+    with torch.no_grad():
+        states = plain.encode_language(ids, mask)
+        out = pooled.encode_language(ids, mask)
+    assert out.shape == states.shape
+    for i in range(len(texts)):
+        n = int(mask[i].sum())
+        expected = states[i, :n].mean(0)
+        torch.testing.assert_close(out[i, :n], expected.expand(n, -1), rtol=1e-5, atol=1e-5)
+    assert torch.allclose(F.normalize(out[:, 0], dim=-1), sentence_embeddings(plain, texts),
+                          atol=1e-5)
+    bad = tiny_mapping(language='hf_text')
+    bad['language']['pool'] = 'max'
+    with pytest.raises(ValueError, match='language.pool'):
+        parse_model_config(bad)

