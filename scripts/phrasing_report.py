@@ -20,17 +20,17 @@ import sys
 
 
 def sentence_embeddings(texts):
-    """(N,) strings -> (N, 384) float32 unit vectors: MiniLM mean-pooled token states."""
+    """(N,) strings -> (N, 384) float32 unit vectors: MiniLM mean-pooled token states (the
+    policy's own `language.pool: mean` encoder)."""
     import torch
 
-    from hybrid_vla_ros.model.hf import MINILM, load_hf_model, tokenizer_file
+    from hybrid_vla_ros.model.hf import MINILM, tokenizer_file
+    from hybrid_vla_ros.model.language import HFTextEncoder
     from hybrid_vla_ros.tokenizer import InstructionTokenizer
-    model = load_hf_model(MINILM, 'language.model').eval()
+    encoder = HFTextEncoder(HFTextEncoder.Config(model=MINILM, pool='mean'), 32).eval()
     ids, mask = InstructionTokenizer(tokenizer_file(MINILM, 'language'), 32)(list(texts))
-    ids, mask = torch.from_numpy(ids), torch.from_numpy(mask)
     with torch.no_grad():
-        states = model(input_ids=ids, attention_mask=mask).last_hidden_state
-    pooled = (states * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+        pooled = encoder(torch.from_numpy(ids), torch.from_numpy(mask))[:, 0]
     return torch.nn.functional.normalize(pooled, dim=-1).numpy()
 
 

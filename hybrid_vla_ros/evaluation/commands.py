@@ -40,9 +40,9 @@ def eval_sim(args) -> int:
     import sys
     from pathlib import Path
 
-    from ..sim.commands import check_start_jitter
+    from ..sim.commands import check_start_jitter_argument
     from .closed_loop import evaluate, markdown_table, write_report
-    check_start_jitter(args.suite, args.start_jitter)
+    check_start_jitter_argument(args.suite, args.start_jitter)
     doc = evaluate(args.checkpoint, args.suite, args.tasks, args.episodes, args.seed,
                    args.backend, args.scheduler, args.replan_every, not args.no_expert,
                    args.blank_instruction, workers=args.workers,

@@ -31,6 +31,7 @@ from typing import Optional
 
 import numpy as np
 
+from ..sim.tasks import MAX_START_JITTER
 from .diagnostics import OK, WARN, LatencyWindow, RateMeter
 from .params import ParamSpec
 
@@ -42,7 +43,7 @@ PARAMS = (
                          'episode)', range=(0, 2**31 - 1), dynamic=True),
     ParamSpec('start_jitter', 0.0, 'metaworld: start the hand up to this far from its home '
                                    'pose on each axis, metres, drawn from the seed (0 = home)',
-              range=(0.0, 0.1)),
+              range=(0.0, MAX_START_JITTER)),
     ParamSpec('image_size', 128, 'rendered image height and width, pixels', range=(8, 4096)),
     ParamSpec('cameras', ['front'], 'cameras to render (topics <camera>/image_raw)'),
     ParamSpec('mode', 'lockstep', 'stepping', choices=('lockstep', 'realtime')),

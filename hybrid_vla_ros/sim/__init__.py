@@ -32,6 +32,7 @@ from .tasks import (
     SUITES,
     TaskError,
     TaskSpec,
+    check_start_jitter,
     get_task,
     suite_names,
     task_names,
@@ -90,11 +91,9 @@ def make_env(suite: str = DEFAULT_SUITE, task: str = 'drawer-open', seed: int = 
 
     """
     spec = get_task(suite, task)
+    check_start_jitter(spec.suite, start_jitter)
     if spec.suite == 'metaworld':
         from .metaworld_suite import MetaWorldEnv
         return MetaWorldEnv(spec, seed, image_size, cameras, start_jitter=start_jitter)
-    if start_jitter:
-        raise TaskError(f'start_jitter is a hand offset of the metaworld suite; the {spec.suite} '
-                        f'suite always starts from its home pose (use 0)')
     from .arm_suite import ArmEnv
     return ArmEnv(spec, seed, image_size, cameras)

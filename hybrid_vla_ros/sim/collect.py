@@ -203,9 +203,8 @@ def record_episode(env: SimEnv, seed: int, path, compress: bool = True,
         if noise is not None:
             meta['action_noise'] = repr(float(action_noise))
             meta['noise_correlation'] = repr(float(noise_correlation))
-        jitter = float(getattr(env, 'start_jitter', 0.0))
-        if jitter > 0:
-            meta['start_jitter'] = repr(jitter)
+        if env.start_jitter > 0:
+            meta['start_jitter'] = repr(env.start_jitter)
         bag.commit(meta)
     return EpisodeResult(env.task.name, seed, Path(path), env.steps, env.succeeded, text)
 

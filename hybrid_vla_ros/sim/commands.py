@@ -12,7 +12,7 @@ import argparse
 
 from ..cli import command
 from ..schema import ConfigError
-from .tasks import DEFAULT_SUITE, MAX_START_JITTER, SUITES
+from .tasks import DEFAULT_SUITE, SUITES, TaskError, check_start_jitter
 
 
 def _collect_args(p: argparse.ArgumentParser) -> None:
@@ -47,14 +47,13 @@ def _collect_args(p: argparse.ArgumentParser) -> None:
     p.add_argument('--quiet', action='store_true', help='no progress bar')
 
 
-def check_start_jitter(suite: str, jitter: float) -> None:
-    """Raise `ConfigError` naming ``--start-jitter`` unless `jitter` suits `suite`."""
-    if not 0.0 <= jitter <= MAX_START_JITTER:
-        raise ConfigError(f'--start-jitter: must be between 0 and {MAX_START_JITTER} m, got '
-                          f'{jitter}')
-    if jitter and suite != 'metaworld':
-        raise ConfigError(f'--start-jitter: only the metaworld suite has a hand start offset '
-                          f'(got --suite {suite}); leave it at 0')
+def check_start_jitter_argument(suite: str, jitter: float) -> None:
+    """`tasks.check_start_jitter` before anything runs, as a `ConfigError` naming
+    ``--start-jitter``."""
+    try:
+        check_start_jitter(suite, jitter)
+    except TaskError as exc:
+        raise ConfigError(f'--start-jitter: {exc}') from None
 
 
 @command('collect', 'run the scripted experts of a simulated task suite and record one '
@@ -70,7 +69,7 @@ def collect_command(args) -> int:
     if not 0.0 <= args.noise_correlation < 1.0:
         raise ConfigError(f'--noise-correlation: must be in [0, 1), got '
                           f'{args.noise_correlation}')
-    check_start_jitter(args.suite, args.start_jitter)
+    check_start_jitter_argument(args.suite, args.start_jitter)
     try:
         image_size = parse_image_size(args.image_size)
     except ValueError as exc:

@@ -113,6 +113,7 @@ class SimEnv(abc.ABC):
     control_period: float
     command_kind: str
     action_dim: int
+    start_jitter: float = 0.0  # metres per axis; only the metaworld suite varies its start
     default_cameras: Tuple[str, ...] = ('front',)
 
     def __init__(self, task: TaskSpec, seed: int = 0, image_size=128,

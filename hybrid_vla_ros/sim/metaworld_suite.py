@@ -43,7 +43,7 @@ import numpy as np
 
 from .env import EndEffectorCommand, Observation, SimEnv
 from .rendering import look_at_quat
-from .tasks import COLOURS, MAX_START_JITTER, TaskError, TaskSpec
+from .tasks import COLOURS, TaskError, TaskSpec, check_start_jitter
 
 # Camera placement of the added ``front`` camera: position and look-at point, metres.
 FRONT_CAMERA = ((-0.9, 0.4, 0.55), (0.0, 0.72, 0.12))
@@ -178,9 +178,7 @@ class MetaWorldEnv(SimEnv):
     def __init__(self, task: TaskSpec, seed: int = 0, image_size=128,
                  cameras: Optional[Sequence[str]] = None, start_jitter: float = 0.0) -> None:
         super().__init__(task, seed, image_size, cameras)
-        if not 0.0 <= start_jitter <= MAX_START_JITTER:
-            raise TaskError(f'start_jitter must be between 0 and {MAX_START_JITTER} m (hand '
-                            f'start offset per axis), got {start_jitter}')
+        check_start_jitter('metaworld', start_jitter)
         self.start_jitter = float(start_jitter)
         unknown = [c for c in self.cameras if c not in CAMERAS]
         if unknown:
@@ -274,9 +272,9 @@ class MetaWorldEnv(SimEnv):
         # An offset that would leave the mocap's box is mirrored, so the first action does
         # not snap the hand back inside (window and faucet homes sit on the box's y edge).
         low, high = env.mocap_low, env.mocap_high
-        outside = (self._hand_home + offset < low) | (self._hand_home + offset > high)
-        target = np.clip(self._hand_home + np.where(outside, -offset, offset), low, high)
-        env.hand_init_pos = target
+        target = self._hand_home + offset
+        target = np.where((target < low) | (target > high), self._hand_home - offset, target)
+        env.hand_init_pos = np.clip(target, low, high)
         try:
             env._reset_hand()
         finally:

@@ -31,6 +31,17 @@ class TaskError(ConfigError):
     """An unknown suite, task or camera name, or a bad phrasing index; lists the valid ones."""
 
 
+def check_start_jitter(suite: str, jitter: float) -> None:
+    """Raise `TaskError` unless `jitter` (metres per axis) is a valid hand start offset
+    for `suite`: 0 to `MAX_START_JITTER` on metaworld, 0 elsewhere."""
+    if not 0.0 <= jitter <= MAX_START_JITTER:
+        raise TaskError(f'start_jitter must be between 0 and {MAX_START_JITTER} m (hand start '
+                        f'offset per axis), got {jitter}')
+    if jitter and suite != 'metaworld':
+        raise TaskError(f'start_jitter is a hand offset of the metaworld suite; the {suite} '
+                        f'suite always starts from its home pose (use 0)')
+
+
 @dataclasses.dataclass(frozen=True)
 class TaskSpec:
     """One language-conditioned task.
