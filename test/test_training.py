@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -343,6 +344,66 @@ def test_eval_sim_interrupted_keeps_the_finished_tasks(collected):
     assert doc['tasks_requested'] == ['drawer-open', 'drawer-close', 'window-open',
                                       'window-close']
     assert 'Interrupted' in (out / 'eval_sim.md').read_text()
+
+
+def _spawned_workers(parent_pid: int) -> list:
+    """Pids of the multiprocessing spawn workers whose parent is `parent_pid`."""
+    found = []
+    for entry in Path('/proc').iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / 'stat').read_text()
+            cmdline = (entry / 'cmdline').read_bytes()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(')', 1)[1].split()[1])
+        if ppid == parent_pid and b'spawn_main' in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def test_eval_sim_worker_killed_fails_clearly_and_keeps_finished_tasks(collected):
+    """A worker process killed mid-task (as by the out-of-memory killer) ends the run with a
+    message naming the task and the signal, instead of waiting for it forever."""
+    ckpt = collected / 'run_hybrid' / 'best'
+    if not (ckpt / 'onnx' / 'manifest.json').is_file():
+        pytest.skip('needs the exported hybrid run of this module')
+    out = collected / 'eval_worker_killed'
+    proc = subprocess.Popen(
+        [f'{EXE_DIR}/hybrid-vla', 'eval-sim', '--checkpoint', str(ckpt), '--tasks',
+         'drawer-open', 'drawer-close', 'window-open', 'window-close', '--episodes', '3',
+         '--no-expert', '--workers', '2', '--out', str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, 'PYTHONUNBUFFERED': '1'})
+    try:
+        # After the first task's line both workers hold a task (two of four are left).
+        for line in proc.stdout:
+            if line.startswith(('drawer-open', 'drawer-close')):
+                break
+        workers = _spawned_workers(proc.pid)
+        assert len(workers) == 2, workers
+        os.kill(workers[0], signal.SIGKILL)
+        _, stderr = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1, stderr[-2000:]
+    assert f'evaluation worker process {workers[0]} died while evaluating task' in stderr
+    assert 'SIGKILL' in stderr and 'Traceback' not in stderr
+    doc = json.loads((out / 'eval_sim.json').read_text())
+    assert 'SIGKILL' in doc['failed'] and 1 <= len(doc['tasks']) < 4
+    assert 'Failed:' in (out / 'eval_sim.md').read_text()
+    for pid in workers:  # the surviving worker was terminated, not left running
+        assert _process_state(pid) in (None, 'Z'), pid
+
+
+def _process_state(pid: int):
+    """The state letter of process `pid` (R, S, Z, ...), or None when it is gone."""
+    try:
+        return Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return None
 
 
 def test_eval_bag_reads_bags_the_way_the_checkpoint_was_trained(collected):

@@ -15,7 +15,7 @@ import json
 import time
 from pathlib import Path
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -93,6 +93,7 @@ def evaluate(checkpoint, suite: str = 'metaworld', tasks: Optional[Sequence[str]
             (f'  expert {row["expert"]["success_rate"]:.0%}' if expert else ''))
 
     interrupted = False
+    failed: Optional[str] = None
     try:
         if workers == 1 or len(names) == 1:
             runner = _make_runner(checkpoint, backend, mode, replan_every)
@@ -107,12 +108,16 @@ def evaluate(checkpoint, suite: str = 'metaworld', tasks: Optional[Sequence[str]
         # Keep what finished: a long evaluation stopped by Ctrl-C still reports whole tasks.
         interrupted = True
         log(f'interrupted: reporting the {len(results)} of {len(names)} tasks that finished')
+    except EvalWorkerDied as exc:
+        # Keep what finished, as for Ctrl-C; the command still fails.
+        failed = str(exc)
+        log(f'error: {exc}')
     finally:
         if bar is not None:
             bar.close()
     results = {name: results[name] for name in names if name in results}
     splits = [s for s in ('train', 'held_out', 'expert')
-              if all(s in r for r in results.values())]
+              if results and all(s in r for r in results.values())]
     summary = {s: float(np.mean([r[s]['success_rate'] for r in results.values()]))
                for s in splits}
     return {'checkpoint': str(checkpoint), 'suite': suite, 'episodes_per_task': episodes,
@@ -120,7 +125,8 @@ def evaluate(checkpoint, suite: str = 'metaworld', tasks: Optional[Sequence[str]
             'replan_every': replan_every, 'blank_instruction': blank_instruction,
             'start_jitter': float(start_jitter),
             'workers': workers, 'seconds': time.monotonic() - t0, 'mean_success': summary,
-            'interrupted': interrupted, 'tasks_requested': names, 'tasks': results}
+            'interrupted': interrupted, 'failed': failed, 'tasks_requested': names,
+            'tasks': results}
 
 
 def _make_runner(checkpoint, backend: str, mode: str, replan_every: int) -> PolicyRunner:
@@ -171,65 +177,130 @@ class _TaskJob:
                 for split, eps in row.items() if eps}
 
 
-# Worker-process state: one backend per process, loaded once by `_worker_init`.
-_WORKER: dict = {}
+class EvalWorkerDied(RuntimeError):
+    """A worker process of ``eval-sim --workers N`` ended without reporting its task (killed
+    by a signal, e.g. the out-of-memory killer, or crashed inside native code)."""
 
 
-def _worker_init(checkpoint: str, backend: str, mode: str, replan_every: int, ticks) -> None:
+def _describe_exit(code: Optional[int]) -> str:
+    import signal
+    if code is not None and code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f'signal {-code}'
+        hint = ('; on Linux usually the out-of-memory killer' if -code == signal.SIGKILL
+                else '')
+        return f'killed by {name}{hint}'
+    return f'exit code {code}'
+
+
+def _worker_main(checkpoint: str, backend: str, mode: str, replan_every: int,
+                 jobs, events) -> None:
+    """A worker process: load one backend, then evaluate the tasks taken from `jobs` until
+    its None sentinel, posting ('start', pid, name), ('tick', n), ('done', name, row,
+    backend_description) or ('error', name, exception) on `events`."""
+    import os
     import signal
     # Ctrl-C reaches the whole process group; the parent decides and terminates the workers,
     # so they ignore it rather than each printing a traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _WORKER['runner'] = _make_runner(checkpoint, backend, mode, replan_every)
-    _WORKER['ticks'] = ticks
+    try:
+        runner = _make_runner(checkpoint, backend, mode, replan_every)
+    except BaseException as exc:  # noqa: BLE001 -- reported to the parent, which re-raises
+        events.put(('error', None, _picklable(exc)))
+        return
+    while True:
+        item = jobs.get()
+        if item is None:
+            return
+        job, name = item
+        events.put(('start', os.getpid(), name))
+        try:
+            row = job.run(runner, name, lambda n=1: events.put(('tick', n)))
+        except BaseException as exc:  # noqa: BLE001 -- reported to the parent, which re-raises
+            events.put(('error', name, _picklable(exc)))
+            return
+        events.put(('done', name, row, runner.backend.describe()))
 
 
-def _worker_task(job: _TaskJob, name: str) -> Tuple[str, dict, str]:
-    runner, ticks = _WORKER['runner'], _WORKER['ticks']
-    row = job.run(runner, name, ticks.put)
-    return name, row, runner.backend.describe()
+def _picklable(exc: BaseException) -> BaseException:
+    import pickle
+    try:
+        pickle.loads(pickle.dumps(exc))
+        return exc
+    except Exception:  # noqa: BLE001 -- any unpicklable exception becomes its text
+        return RuntimeError(f'{type(exc).__name__}: {exc}')
 
 
 def _evaluate_in_processes(job: _TaskJob, names: List[str], workers: int, backend: str,
                            mode: str, replan_every: int, tick, report) -> None:
     """Evaluate `names` in `workers` spawned processes, calling `report(name, row,
-    backend_description)` as each task finishes. On any exception (Ctrl-C included) the
-    workers are terminated before it propagates."""
+    backend_description)` as each task finishes. A worker's exception is re-raised here; a
+    worker that dies without a word raises `EvalWorkerDied` naming its task. On any
+    exception (Ctrl-C included) the other workers are terminated before it propagates.
+
+    Own processes rather than multiprocessing.Pool: a Pool silently replaces a killed worker
+    and waits for its task forever."""
     import multiprocessing as mp
     import queue
     # spawn, not fork: MuJoCo's GL context and onnxruntime's threads do not survive a fork.
     ctx = mp.get_context('spawn')
-    ticks = ctx.Queue()
-    pool = ctx.Pool(workers, initializer=_worker_init,
-                    initargs=(job.checkpoint, backend, mode, replan_every, ticks))
+    jobs, events = ctx.Queue(), ctx.Queue()
+    for name in names:
+        jobs.put((job, name))
+    for _ in range(workers):
+        jobs.put(None)
+    jobs.cancel_join_thread()  # never block the exit on sentinels nobody will read
+    procs = [ctx.Process(target=_worker_main, name=f'eval-sim-worker-{i}', daemon=True,
+                         args=(job.checkpoint, backend, mode, replan_every, jobs, events))
+             for i in range(workers)]
+    running: Dict[int, str] = {}
+    remaining = set(names)
     try:
-        pending = {name: pool.apply_async(_worker_task, (job, name)) for name in names}
-        while pending:
-            for name in [n for n, res in pending.items() if res.ready()]:
-                _, row, described = pending.pop(name).get()  # re-raises a worker's error
-                _drain(ticks, tick)
-                report(name, row, described)
+        for p in procs:
+            p.start()
+        while remaining:
             try:
-                tick(ticks.get(timeout=0.5))
+                event = events.get(timeout=0.5)
             except queue.Empty:
-                pass
-        _drain(ticks, tick)
-        pool.close()
+                _check_workers_alive(procs, running, remaining)
+                continue
+            kind = event[0]
+            if kind == 'tick':
+                tick(event[1])
+            elif kind == 'start':
+                running[event[1]] = event[2]
+            elif kind == 'done':
+                _, name, row, described = event
+                remaining.discard(name)
+                report(name, row, described)
+            else:
+                raise event[2]
     except BaseException:
-        pool.terminate()
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
         raise
     finally:
-        pool.join()
+        for p in procs:
+            p.join(timeout=10)
 
 
-def _drain(ticks, tick) -> None:
-    """Pass every progress tick already queued by the workers to `tick`."""
-    import queue
-    while True:
-        try:
-            tick(ticks.get_nowait())
-        except queue.Empty:
-            return
+def _check_workers_alive(procs, running: Dict[int, str], remaining: set) -> None:
+    """Raise `EvalWorkerDied` when a worker ended abnormally, or when every worker ended and
+    tasks are still missing."""
+    for p in procs:
+        if p.exitcode not in (None, 0):
+            task = running.get(p.pid)
+            where = f'while evaluating task {task}' if task else 'before taking a task'
+            raise EvalWorkerDied(
+                f'evaluation worker process {p.pid} died {where} '
+                f'({_describe_exit(p.exitcode)}). Rerun with fewer --workers, or with '
+                '--workers 1 to see any error in this process.')
+    if all(p.exitcode is not None for p in procs):
+        raise EvalWorkerDied(f'every evaluation worker ended with tasks unfinished: '
+                             f'{", ".join(sorted(remaining))}')
 
 
 def _rate(episodes: List[dict]) -> float:
@@ -242,17 +313,18 @@ def markdown_table(doc: dict) -> str:
     head = ('| task | training phrasings | held-out phrasings |'
             + (' scripted expert |' if expert else ''))
     sep = '|---|---|---|' + ('---|' if expert else '')
-    lines = [head, sep]
+    lines = [head, sep] if doc['tasks'] else ['No task finished.']
     for name, r in doc['tasks'].items():
         cells = [f'{r["train"]["success_rate"]:.0%}', f'{r["held_out"]["success_rate"]:.0%}']
         if expert:
             cells.append(f'{r["expert"]["success_rate"]:.0%}')
         lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
     m = doc['mean_success']
-    cells = [f'**{m["train"]:.1%}**', f'**{m["held_out"]:.1%}**']
-    if expert:
-        cells.append(f'**{m["expert"]:.1%}**')
-    lines.append('| **mean** | ' + ' | '.join(cells) + ' |')
+    if doc['tasks']:
+        cells = [f'**{m["train"]:.1%}**', f'**{m["held_out"]:.1%}**']
+        if expert:
+            cells.append(f'**{m["expert"]:.1%}**')
+        lines.append('| **mean** | ' + ' | '.join(cells) + ' |')
     n = doc['episodes_per_task']
     lines.append('')
     lines.append(f'{n} episodes per task and phrasing set, seeds {doc["seeds"][0]}–'
@@ -263,6 +335,9 @@ def markdown_table(doc: dict) -> str:
     if doc.get('interrupted'):
         lines.append(f'Interrupted: {len(doc["tasks"])} of {len(doc["tasks_requested"])} '
                      'tasks finished; the mean is over those.')
+    if doc.get('failed'):
+        lines.append(f'Failed: {doc["failed"]} {len(doc["tasks"])} of '
+                     f'{len(doc["tasks_requested"])} tasks finished; the mean is over those.')
     return '\n'.join(lines) + '\n'
 
 

@@ -50,6 +50,10 @@ def eval_sim(args) -> int:
     out = write_report(doc, args.out or Path(args.checkpoint) / 'eval')
     print(markdown_table(doc))
     print(f'wrote {out}/eval_sim.json and eval_sim.md')
+    if doc['failed']:
+        print(f'hybrid-vla eval-sim: error: {doc["failed"]} The {len(doc["tasks"])} tasks '
+              'that finished are in the report.', file=sys.stderr)
+        return 1
     if doc['interrupted']:
         print(f'hybrid-vla eval-sim: interrupted after {len(doc["tasks"])} of '
               f'{len(doc["tasks_requested"])} tasks', file=sys.stderr)
