@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproduce the shipped default policy (models/default) from scratch: collect the built-in
 # suite's demonstrations, train, copy the best checkpoint, export, evaluate closed loop.
-# `make train-default` runs this. About 6 min collection + 55-60 min training + 14 min
+# `make train-default` runs this. About 7 min collection + 48 min training + 14 min
 # evaluation (50 episodes per task and phrasing set, two worker processes; 27 min with one)
 # on a free 2-core machine.
 set -euo pipefail
