@@ -406,6 +406,65 @@ def _process_state(pid: int):
         return None
 
 
+def test_collect_with_a_policy_driving_records_the_experts_labels(collected, tmp_path):
+    """DAgger collection: the trained policy's actions are executed, the bag records the
+    expert's action for every state, the share of policy steps follows --policy-share, and a
+    policy that cannot drive this recording is refused with one clear line."""
+    from hybrid_vla_ros.sim import make_env
+    from hybrid_vla_ros.sim.collect import PolicyDriver, record_episode
+    from test_sim import read_bag
+    ckpt = collected / 'run_hybrid' / 'best'
+    if not (ckpt / 'onnx' / 'manifest.json').is_file():
+        pytest.skip('needs the exported hybrid run of this module')
+    driver = PolicyDriver(ckpt, share=1.0)
+    env = make_env('metaworld', 'drawer-open', seed=1000, image_size=driver.image_size,
+                   cameras=driver.cameras)
+    experts, proposals, executed = [], [], []
+    expert, act, step = env.expert_action, driver.action, env.step
+    env.expert_action = lambda obs=None: experts.append(expert(obs)) or experts[-1]
+    driver.action = lambda e, obs: proposals.append(act(e, obs)) or proposals[-1]
+    env.step = lambda action: executed.append(np.array(action)) or step(action)
+    try:
+        result = record_episode(env, 1000, tmp_path / 'driven', driver=driver)
+    finally:
+        env.close()
+    assert len(experts) == len(proposals) == len(executed) == result.steps > 0
+    assert all(p is not None for p in proposals)
+    np.testing.assert_array_equal(np.array(executed), np.array(proposals))  # the policy drove
+    assert np.abs(np.array(executed) - np.array(experts)).max() > 0.05
+    _, topics, custom = read_bag(result.path)
+    recorded = np.array([[m.twist.linear.x, m.twist.linear.y, m.twist.linear.z]
+                         for _, m in topics['ee_command']])
+    # The recorded command is the expert's action (in m/s): the same direction everywhere.
+    e = np.array(experts)[:, :3]
+    moving = (np.linalg.norm(recorded, axis=1) > 1e-9) & (np.linalg.norm(e, axis=1) > 1e-9)
+    cos = np.sum(recorded * e, 1)[moving] / (np.linalg.norm(recorded, axis=1)[moving] *
+                                            np.linalg.norm(e, axis=1)[moving])
+    assert moving.sum() > 10 and np.all(cos > 1 - 1e-6)
+    assert custom['hybrid_vla.driver_policy'] == str(ckpt)
+    assert custom['hybrid_vla.driver_steps'] == str(result.steps)
+    # Half the steps on average, drawn from the episode seed: the same again.
+    r = subprocess.run([f'{EXE_DIR}/hybrid-vla', 'collect', '--episodes', '1', '--seed',
+                        '1000', '--tasks', 'drawer-open', '--policy', str(ckpt),
+                        '--policy-share', '0.5', '--quiet', '--out', str(tmp_path / 'half')],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert 'policy success' in r.stdout and 'driven by' in r.stdout
+    _, topics, custom = read_bag(tmp_path / 'half' / 'drawer-open_1000')
+    assert custom['hybrid_vla.driver_share'] == '0.5'
+    assert 0 < int(custom['hybrid_vla.driver_steps']) < len(topics['ee_command'])
+    for args, needle in ((['--policy', str(ckpt), '--image-size', '96'], '--image-size'),
+                         (['--policy', str(ckpt), '--cameras', 'corner'], '--cameras'),
+                         (['--policy', str(tmp_path / 'nowhere')], 'nowhere'),
+                         (['--policy-share', '0.5'], '--policy-share'),
+                         (['--policy', str(ckpt), '--policy-share', '0'], '--policy-share')):
+        r = subprocess.run([f'{EXE_DIR}/hybrid-vla', 'collect', '--episodes', '1', '--tasks',
+                            'drawer-open', '--quiet', '--out', str(tmp_path / 'bad'), *args],
+                           capture_output=True, text=True, timeout=600)
+        assert r.returncode == 2 and needle in r.stderr and 'Traceback' not in r.stderr, \
+            (args, r.stderr[-2000:])
+
+
 def test_eval_bag_reads_bags_the_way_the_checkpoint_was_trained(collected):
     """A trained checkpoint embeds its topic map: eval-bag needs no --topic-map."""
     ckpt = collected / 'run_hybrid' / 'best'

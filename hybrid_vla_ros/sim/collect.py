@@ -13,6 +13,11 @@ expert's clean action for the state it saw. The robot then drifts off the expert
 path and the bag shows how the expert steers back — the states a cloned policy reaches
 after its own small errors, which clean demonstrations never contain.
 
+With a ``policy`` (an exported checkpoint) the trained policy drives instead, on a share of
+the control steps, while the bag still records the expert's action for every state it
+passes through (DAgger's data aggregation): the states are the ones the policy reaches with
+its own mistakes, the labels say what the expert would do there.
+
 Ctrl-C stops at the next control step: the unfinished episode's partial bag is removed, every
 finished one stays complete (a bag is never interrupted while it is being finalized). A
 second Ctrl-C interrupts at once.
@@ -26,13 +31,14 @@ import signal
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from . import camera_names, make_env
 from .env import SimEnv
 from .recorder import PARTIAL_DIR, EpisodeWriter
+from ..schema import ConfigError
 from .tasks import DEFAULT_SUITE, TaskError, get_task, task_names
 
 
@@ -57,6 +63,7 @@ class CollectionSummary:
         skipped: bags that already existed (not re-recorded, not counted in success rates).
         seconds: wall time spent recording.
         interrupted: stopped by Ctrl-C (every recorded bag is complete).
+        driver: checkpoint of the policy that drove (DAgger), None when the expert did.
 
     """
 
@@ -65,6 +72,7 @@ class CollectionSummary:
     skipped: List[Path] = dataclasses.field(default_factory=list)
     seconds: float = 0.0
     interrupted: bool = False
+    driver: Optional[str] = None
 
     @property
     def episodes_per_minute(self) -> float:
@@ -86,15 +94,18 @@ class CollectionSummary:
 
     def format(self) -> str:
         """A human-readable table (what the command prints)."""
-        lines = [f'{"task":<24}{"episodes":>9}{"expert success":>16}{"mean steps":>12}']
+        who = 'expert' if self.driver is None else 'policy'
+        lines = [f'{"task":<24}{"episodes":>9}{who + " success":>16}{"mean steps":>12}']
         for task, row in self.per_task().items():
             lines.append(f'{task:<24}{row["episodes"]:>9}{row["successes"]:>9} '
                          f'({100 * row["success_rate"]:3.0f}%){row["mean_steps"]:>12.1f}')
         total = len(self.recorded)
         wins = sum(r.success for r in self.recorded)
         rate = f'{100 * wins / total:.0f}%' if total else '-'
-        lines.append(f'{total} episodes recorded ({wins} expert successes, {rate}) in '
+        lines.append(f'{total} episodes recorded ({wins} {who} successes, {rate}) in '
                      f'{self.seconds:.1f} s: {self.episodes_per_minute:.1f} episodes/minute')
+        if self.driver is not None:
+            lines.append(f'driven by {self.driver}; every recorded command is the expert\'s')
         if self.skipped:
             lines.append(f'{len(self.skipped)} episodes already recorded, skipped')
         if self.interrupted:
@@ -163,17 +174,65 @@ class ActionNoise:
         return self.state
 
 
+class PolicyDriver:
+    """A trained policy that acts during a collection while the expert labels (DAgger).
+
+    Args:
+        checkpoint: an exported checkpoint directory (``hybrid-vla export``).
+        share: probability in (0, 1] that the policy's action, not the expert's, is executed
+            at a control step (drawn per step from the episode seed; the policy is run every
+            step either way, so its action chunks stay in step with the episode).
+        backend: inference backend (default onnxruntime, one thread).
+
+    """
+
+    def __init__(self, checkpoint, share: float = 1.0, backend: str = 'onnxruntime'):
+        from ..evaluation.policy_runner import PolicyRunner
+        from ..inference import load_backend
+        if not 0.0 < share <= 1.0:
+            raise ConfigError(f'policy share must be in (0, 1], got {share}')
+        self.checkpoint = str(checkpoint)
+        self.share = float(share)
+        self.runner = PolicyRunner(load_backend(checkpoint, backend, threads=1))
+        self.spec = self.runner.spec
+
+    @property
+    def cameras(self) -> List[str]:
+        """The camera names the policy reads, in its order."""
+        return [c['name'] for c in self.spec.cameras]
+
+    @property
+    def image_size(self) -> Tuple[int, int]:
+        """(height, width) of the policy's camera images, pixels."""
+        return (int(self.spec.cameras[0]['height']), int(self.spec.cameras[0]['width']))
+
+    def reset(self, instruction: str) -> None:
+        """Start an episode with `instruction`."""
+        self.runner.reset(instruction)
+
+    def action(self, env: SimEnv, obs) -> Optional[np.ndarray]:
+        """The policy's env action for `obs`; None when the policy gave no finite action."""
+        from ..evaluation.closed_loop import vector_to_command
+        vector = self.runner.act(obs.images, obs.proprio)
+        if vector is None or not np.all(np.isfinite(vector)):
+            return None
+        return env.command_to_action(vector_to_command(env, vector))
+
+
 def _perturbed_dims(env: SimEnv) -> int:
     return 3 if env.command_kind == 'end_effector' else env.action_dim
 
 
 def record_episode(env: SimEnv, seed: int, path, compress: bool = True,
                    check: Optional[Callable[[], None]] = None, action_noise: float = 0.0,
-                   noise_correlation: float = 0.8) -> EpisodeResult:
+                   noise_correlation: float = 0.8,
+                   driver: Optional[PolicyDriver] = None) -> EpisodeResult:
     """Run the expert for one episode of `env` from `seed` and write it to the bag `path`.
 
     `action_noise` (std, action units; 0 = clean) perturbs the executed action, never the
-    recorded one (see `ActionNoise`; `noise_correlation` is its rho). The bag appears at
+    recorded one (see `ActionNoise`; `noise_correlation` is its rho). With a `driver` its
+    policy's action is executed on a share of the steps (see `PolicyDriver`); the recorded
+    command is the expert's action either way. The bag appears at
     `path` only once complete; on any exception (Ctrl-C included) the partial bag is deleted
     and the exception propagates. `check` is called before every control step
     (`StopRequest.check` raises there).
@@ -182,6 +241,10 @@ def record_episode(env: SimEnv, seed: int, path, compress: bool = True,
     text = env.instruction()
     noise = (ActionNoise(action_noise, noise_correlation, _perturbed_dims(env), seed)
              if action_noise > 0 else None)
+    if driver is not None:
+        driver.reset(text)
+        mixing = np.random.default_rng([seed, 0xDA66])
+    policy_steps = 0
     with EpisodeWriter(path, env.cameras, env.command_kind, compress=compress) as bag:
         bag.write_instruction(obs.time, text)
         while True:
@@ -190,6 +253,11 @@ def record_episode(env: SimEnv, seed: int, path, compress: bool = True,
             action = env.expert_action(obs)
             bag.write_observation(obs)
             bag.write_command(obs.time, env.action_to_command(action))
+            if driver is not None:
+                proposed = driver.action(env, obs)
+                if mixing.random() < driver.share and proposed is not None:
+                    action = proposed
+                    policy_steps += 1
             if noise is not None:
                 action = action.copy()
                 k = noise.state.shape[0]
@@ -205,15 +273,20 @@ def record_episode(env: SimEnv, seed: int, path, compress: bool = True,
             meta['noise_correlation'] = repr(float(noise_correlation))
         if env.start_jitter > 0:
             meta['start_jitter'] = repr(env.start_jitter)
+        if driver is not None:
+            meta['driver_policy'] = driver.checkpoint
+            meta['driver_share'] = repr(driver.share)
+            meta['driver_steps'] = str(policy_steps)
         bag.commit(meta)
     return EpisodeResult(env.task.name, seed, Path(path), env.steps, env.succeeded, text)
 
 
 def collect(out_dir, suite: str = DEFAULT_SUITE, tasks: Optional[Sequence[str]] = None,
-            episodes: int = 1, seed: int = 0, image_size=128,
+            episodes: int = 1, seed: int = 0, image_size=None,
             cameras: Optional[Sequence[str]] = None, compress: bool = True,
             progress: bool = True, action_noise: float = 0.0,
-            noise_correlation: float = 0.8, start_jitter: float = 0.0) -> CollectionSummary:
+            noise_correlation: float = 0.8, start_jitter: float = 0.0,
+            policy=None, policy_share: float = 1.0) -> CollectionSummary:
     """Record `episodes` expert episodes of every task (seeds ``seed .. seed+episodes-1``).
 
     Args:
@@ -222,7 +295,7 @@ def collect(out_dir, suite: str = DEFAULT_SUITE, tasks: Optional[Sequence[str]] 
         tasks: task names (default: all of the suite); unknown names raise `TaskError`.
         episodes: episodes per task.
         seed: seed of each task's first episode.
-        image_size: camera image size (see `make_env`).
+        image_size: camera image size (see `make_env`; default 128, or the policy's).
         cameras: cameras to record (default: the suite's ``front``).
         compress: zstd chunk compression in the MCAP files.
         progress: show a tqdm progress bar on stderr.
@@ -231,6 +304,10 @@ def collect(out_dir, suite: str = DEFAULT_SUITE, tasks: Optional[Sequence[str]] 
         noise_correlation: the noise's step-to-step correlation rho in [0, 1).
         start_jitter: metaworld: largest hand start offset from home per axis, metres
             (0 = every episode starts at home; see `make_env`).
+        policy: exported checkpoint that drives on a share of the steps while the expert
+            labels (DAgger; see `PolicyDriver`). The policy's cameras and image size are
+            used unless `cameras` are given, which must then include them.
+        policy_share: probability that a step executes the policy's action, (0, 1].
 
     Returns:
         The summary; on Ctrl-C it is returned with ``interrupted`` set instead of raising.
@@ -249,11 +326,16 @@ def collect(out_dir, suite: str = DEFAULT_SUITE, tasks: Optional[Sequence[str]] 
     if unknown:
         raise TaskError(f'unknown camera(s) {", ".join(unknown)} for the {suite} suite; '
                         f'choose from {", ".join(camera_names(suite))}')
+    driver = PolicyDriver(policy, policy_share) if policy is not None else None
+    if driver is not None:
+        cameras, image_size = _cameras_for_driver(driver, cameras, image_size)
+    elif image_size is None:
+        image_size = 128
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     # Partial bags left by a killed run (one collector per directory is assumed).
     shutil.rmtree(out / PARTIAL_DIR, ignore_errors=True)
-    summary = CollectionSummary(suite)
+    summary = CollectionSummary(suite, driver=driver.checkpoint if driver else None)
     from tqdm import tqdm
     bar = tqdm(total=len(names) * episodes, unit='episode', disable=not progress,
                desc=f'collect {suite}')
@@ -277,7 +359,7 @@ def collect(out_dir, suite: str = DEFAULT_SUITE, tasks: Optional[Sequence[str]] 
                     summary.recorded.append(
                         record_episode(env, episode_seed, path, compress, check=stop.check,
                                        action_noise=action_noise,
-                                       noise_correlation=noise_correlation))
+                                       noise_correlation=noise_correlation, driver=driver))
                     wins = sum(r.success for r in summary.recorded)
                     bar.set_postfix(task=name, success=f'{wins}/{len(summary.recorded)}')
                     bar.update()
@@ -289,3 +371,21 @@ def collect(out_dir, suite: str = DEFAULT_SUITE, tasks: Optional[Sequence[str]] 
             if env is not None:
                 env.close()
     return summary
+
+
+def _cameras_for_driver(driver: PolicyDriver, cameras, image_size):
+    """The cameras and image size to render when `driver` acts: the policy's own unless
+    given; given ones must include the policy's cameras at its image size."""
+    from .rendering import parse_image_size
+    wanted = driver.image_size
+    size = wanted if image_size is None else parse_image_size(image_size)
+    if size != wanted:
+        raise ConfigError(f'--image-size: the driving policy {driver.checkpoint} reads '
+                          f'{wanted[0]}x{wanted[1]} images; record at that size')
+    if cameras is None:
+        return list(driver.cameras), size
+    missing = [c for c in driver.cameras if c not in cameras]
+    if missing:
+        raise ConfigError(f'--cameras: the driving policy {driver.checkpoint} reads camera(s) '
+                          f'{", ".join(missing)}; add them')
+    return list(cameras), size

@@ -2,6 +2,7 @@
 
     hybrid-vla collect --episodes 20 --seed 0 --out data/demos
     hybrid-vla collect --suite arm --episodes 5 --seed 100 --out data/arm --tasks reach-red
+    hybrid-vla collect --episodes 20 --seed 200 --policy models/default --out data/dagger
 
 Heavy imports (mujoco, Meta-World) happen when the command runs, not when the parser is built.
 """
@@ -26,8 +27,8 @@ def _collect_args(p: argparse.ArgumentParser) -> None:
                    'per episode (existing episodes are kept and skipped)')
     p.add_argument('--tasks', nargs='+', metavar='TASK',
                    help=f'tasks to record (default: every task of the suite). {listing}')
-    p.add_argument('--image-size', default='128',
-                   help='camera image size, N or HxW (default 128)')
+    p.add_argument('--image-size',
+                   help="camera image size, N or HxW (default 128, or the --policy's)")
     p.add_argument('--cameras', nargs='+', metavar='CAMERA',
                    help="cameras to record (default: front). metaworld: front, corner, "
                         "corner2, corner3, corner4, topview, wrist; arm: front, top")
@@ -44,6 +45,14 @@ def _collect_args(p: argparse.ArgumentParser) -> None:
                         'pose on each axis (uniform, drawn from the episode seed; at most '
                         '0.1). Breaks the cue a fixed start gives: without it the hand\'s '
                         'position alone says where the episode is going (default 0)')
+    p.add_argument('--policy', metavar='CHECKPOINT',
+                   help='exported checkpoint that drives the robot while the expert labels '
+                        '(DAgger): the bags hold the states the policy reaches and the '
+                        "expert's action in each. Records the policy's cameras at its image "
+                        'size unless --cameras / --image-size say otherwise')
+    p.add_argument('--policy-share', type=float, default=1.0, metavar='P',
+                   help="with --policy: probability that a step executes the policy's action "
+                        "rather than the expert's, 0 < P <= 1 (default 1)")
     p.add_argument('--quiet', action='store_true', help='no progress bar')
 
 
@@ -70,8 +79,12 @@ def collect_command(args) -> int:
         raise ConfigError(f'--noise-correlation: must be in [0, 1), got '
                           f'{args.noise_correlation}')
     check_start_jitter_argument(args.suite, args.start_jitter)
+    if not 0.0 < args.policy_share <= 1.0:
+        raise ConfigError(f'--policy-share: must be in (0, 1], got {args.policy_share}')
+    if args.policy_share != 1.0 and args.policy is None:
+        raise ConfigError('--policy-share: only meaningful with --policy CHECKPOINT')
     try:
-        image_size = parse_image_size(args.image_size)
+        image_size = None if args.image_size is None else parse_image_size(args.image_size)
     except ValueError as exc:
         raise ConfigError(f'--image-size: {exc}') from None
     try:
@@ -80,7 +93,8 @@ def collect_command(args) -> int:
                           cameras=args.cameras, compress=not args.no_compress,
                           progress=not args.quiet, action_noise=args.action_noise,
                           noise_correlation=args.noise_correlation,
-                          start_jitter=args.start_jitter)
+                          start_jitter=args.start_jitter, policy=args.policy,
+                          policy_share=args.policy_share)
     except FileExistsError as exc:  # a directory in the way that is not a finished bag
         raise ConfigError(f'--out: {exc}') from None
     print(summary.format())
