@@ -35,6 +35,15 @@ def vector_to_command(env, vector: np.ndarray):
                         time_from_start=env.control_period)
 
 
+def policy_env_action(env, runner: PolicyRunner, obs) -> Optional[np.ndarray]:
+    """The env action of `runner`'s policy for `obs` (one control tick); None when the
+    policy gave no finite action."""
+    vector = runner.act(obs.images, obs.proprio)
+    if vector is None or not np.all(np.isfinite(vector)):
+        return None
+    return env.command_to_action(vector_to_command(env, vector))
+
+
 def run_episode(env, runner: Optional[PolicyRunner], seed: int, instruction: str) -> dict:
     """One episode with the policy (or the scripted expert when `runner` is None)."""
     obs = env.reset(seed)
@@ -45,11 +54,11 @@ def run_episode(env, runner: Optional[PolicyRunner], seed: int, instruction: str
         if runner is None:
             action = env.expert_action(obs)
         else:
-            vector = runner.act(obs.images, obs.proprio)
-            if vector is None or not np.all(np.isfinite(vector)):
+            action = policy_env_action(env, runner, obs)
+            if action is None:
                 held += 1
-                vector = np.zeros(runner.spec.action_dim)
-            action = env.command_to_action(vector_to_command(env, vector))
+                action = env.command_to_action(
+                    vector_to_command(env, np.zeros(runner.spec.action_dim)))
         obs, success, done = env.step(action)
         if done:
             return {'seed': seed, 'success': bool(env.succeeded), 'steps': env.steps,

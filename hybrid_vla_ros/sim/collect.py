@@ -212,11 +212,8 @@ class PolicyDriver:
 
     def action(self, env: SimEnv, obs) -> Optional[np.ndarray]:
         """The policy's env action for `obs`; None when the policy gave no finite action."""
-        from ..evaluation.closed_loop import vector_to_command
-        vector = self.runner.act(obs.images, obs.proprio)
-        if vector is None or not np.all(np.isfinite(vector)):
-            return None
-        return env.command_to_action(vector_to_command(env, vector))
+        from ..evaluation.closed_loop import policy_env_action
+        return policy_env_action(env, self.runner, obs)
 
 
 def _perturbed_dims(env: SimEnv) -> int:
