@@ -317,18 +317,25 @@ def test_eval_sim_runs_the_exported_policy_closed_loop(collected):
     assert r.returncode == 2 and '--start-jitter' in r.stderr and 'Traceback' not in r.stderr
 
 
+def _start_four_task_eval(ckpt, out, *args, **popen_kwargs) -> subprocess.Popen:
+    """`hybrid-vla eval-sim` on drawer-open/-close and window-open/-close without the expert,
+    started in the background with unbuffered, piped text output."""
+    return subprocess.Popen(
+        [f'{EXE_DIR}/hybrid-vla', 'eval-sim', '--checkpoint', str(ckpt), '--tasks',
+         'drawer-open', 'drawer-close', 'window-open', 'window-close', '--no-expert',
+         '--out', str(out), *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, 'PYTHONUNBUFFERED': '1'}, **popen_kwargs)
+
+
 def test_eval_sim_interrupted_keeps_the_finished_tasks(collected):
     """Ctrl-C during a long evaluation: the tasks already finished are written, exit 130."""
     ckpt = collected / 'run_hybrid' / 'best'
     if not (ckpt / 'onnx' / 'manifest.json').is_file():
         pytest.skip('needs the exported hybrid run of this module')
     out = collected / 'eval_interrupted'
-    proc = subprocess.Popen(
-        [f'{EXE_DIR}/hybrid-vla', 'eval-sim', '--checkpoint', str(ckpt), '--tasks',
-         'drawer-open', 'drawer-close', 'window-open', 'window-close', '--episodes', '2',
-         '--no-expert', '--out', str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, 'PYTHONUNBUFFERED': '1'},
+    proc = _start_four_task_eval(
+        ckpt, out, '--episodes', '2',
         # A background job may inherit SIGINT ignored; a terminal's Ctrl-C is not.
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     for line in proc.stdout:
@@ -370,12 +377,7 @@ def test_eval_sim_worker_killed_fails_clearly_and_keeps_finished_tasks(collected
     if not (ckpt / 'onnx' / 'manifest.json').is_file():
         pytest.skip('needs the exported hybrid run of this module')
     out = collected / 'eval_worker_killed'
-    proc = subprocess.Popen(
-        [f'{EXE_DIR}/hybrid-vla', 'eval-sim', '--checkpoint', str(ckpt), '--tasks',
-         'drawer-open', 'drawer-close', 'window-open', 'window-close', '--episodes', '3',
-         '--no-expert', '--workers', '2', '--out', str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, 'PYTHONUNBUFFERED': '1'})
+    proc = _start_four_task_eval(ckpt, out, '--episodes', '3', '--workers', '2')
     try:
         # After the first task's line both workers hold a task (two of four are left).
         for line in proc.stdout:
