@@ -177,6 +177,24 @@ def test_init_from_starts_from_a_checkpoint_and_refuses_another_architecture(col
     with pytest.raises(ConfigError, match='nowhere: directory does not exist'):
         Trainer(missing, [str(collected / 'bags')], collected / 'run_init_missing',
                 progress=False, log=lambda *_: None)
+    # The command line's --init-from (how scripts/train_default.sh chains its two stages)
+    # does the same for a YAML without optim.init_from, and is recorded in the run.
+    plain = write_config(collected, 'init_cli', epochs=1, lr=1e-4)
+    out = collected / 'run_init_cli'
+    r = subprocess.run([f'{EXE_DIR}/hybrid-vla', 'train', '--config', str(plain), '--data',
+                        str(collected / 'bags'), '--out', str(out), '--init-from',
+                        str(source / 'last')], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert f'weights and normalization from {source / "last"}' in r.stdout + r.stderr
+    saved_cfg = yaml.safe_load((out / 'train_config.yaml').read_text())
+    assert saved_cfg['optim']['init_from'] == str(source / 'last')
+    assert load_checkpoint(out / 'last').cfg.normalization == saved.cfg.normalization
+    r = subprocess.run([f'{EXE_DIR}/hybrid-vla', 'train', '--config', str(plain), '--data',
+                        str(collected / 'bags'), '--out', str(collected / 'run_init_cli2'),
+                        '--init-from', str(collected / 'nowhere')],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 2 and 'no such checkpoint directory' in r.stderr
+    assert 'Traceback' not in r.stderr and not (collected / 'run_init_cli2').exists()
 
 
 def test_proprio_noise_blurs_the_input_but_not_the_targets(collected):

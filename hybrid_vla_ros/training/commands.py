@@ -12,6 +12,9 @@ def _train_args(p) -> None:
     p.add_argument('--out', required=True, help='output directory (checkpoints, metrics)')
     p.add_argument('--resume', action='store_true',
                    help='continue the run in --out from its last checkpoint')
+    p.add_argument('--init-from', metavar='CHECKPOINT',
+                   help='start from this checkpoint\'s weights and normalization '
+                        '(fine-tuning); overrides optim.init_from of the YAML')
 
 
 @command('train', 'train a policy (e2e, staged or hybrid strategy) on rosbag2 episodes; '
@@ -22,7 +25,8 @@ def train(args) -> int:
 
     from .trainer import TrainingError, train
     try:
-        trainer = train(args.config, args.data, args.out, resume=args.resume)
+        trainer = train(args.config, args.data, args.out, resume=args.resume,
+                        init_from=args.init_from)
     except TrainingError as exc:
         print(f'hybrid-vla train: stopped: {exc}', file=sys.stderr)
         return 3

@@ -451,6 +451,8 @@ class Trainer:
                          'stage': self.stages[min(self.state['stage'], len(self.stages) - 1)].name,
                          'global_step': self.state['global_step'],
                          'config': self.cfg.source,
+                         # the checkpoint a fine-tuning run started from (None: scratch)
+                         'init_from': self.cfg.optim.init_from,
                          # embedded so that eval-bag reads new bags the way training did
                          'topic_map': self.dataset.topic_map.to_mapping(),
                          'episodes': {'train': len(self.dataset.train_episodes),
@@ -495,11 +497,19 @@ def weights_checksum(policy) -> str:
     return h.hexdigest()[:16]
 
 
-def train(config_path, data: Sequence[str], out, resume: bool = False, log=print) -> Trainer:
+def train(config_path, data: Sequence[str], out, resume: bool = False, log=print,
+          init_from: Optional[str] = None) -> Trainer:
     """Load a training YAML and run it (the ``hybrid-vla train`` entry); returns the
-    finished `Trainer` (its ``out``, ``state`` and ``dist``)."""
+    finished `Trainer` (its ``out``, ``state`` and ``dist``). `init_from`, when given,
+    replaces the YAML's ``optim.init_from`` (a checkpoint directory to fine-tune)."""
     from .config import load_train_config
     cfg = load_train_config(config_path)
+    if init_from is not None:
+        if not os.path.isdir(init_from):
+            raise ConfigError(f'--init-from {init_from}: no such checkpoint directory; name '
+                              'a directory holding config.yaml and model.safetensors '
+                              '(e.g. models/default or RUN/best)')
+        cfg.optim.init_from = init_from
     if not data:
         raise ConfigError('no --data given: name one or more bag directories or folders '
                           'holding them')
