@@ -418,6 +418,36 @@ def test_eval_sim_worker_killed_fails_clearly_and_keeps_finished_tasks(collected
         assert _process_state(pid) in (None, 'Z'), pid
 
 
+def test_eval_sim_workers_end_when_their_parent_is_killed(collected):
+    """A parent ended by a signal it cannot handle (SIGKILL; SIGTERM likewise skips the
+    clean-up) leaves no worker evaluating for nobody: each notices at its next episode."""
+    import time
+    ckpt = collected / 'run_hybrid' / 'best'
+    if not (ckpt / 'onnx' / 'manifest.json').is_file():
+        pytest.skip('needs the exported hybrid run of this module')
+    # Enough episodes that, left alone, the workers would run far past the deadline below.
+    proc = _start_four_task_eval(ckpt, collected / 'eval_parent_killed', '--episodes', '60',
+                                 '--workers', '2')
+    try:
+        workers, deadline = [], time.monotonic() + 120
+        while len(workers) < 2 and time.monotonic() < deadline:
+            time.sleep(0.5)
+            workers = _spawned_workers(proc.pid)
+        assert len(workers) == 2, workers
+        time.sleep(5)  # let them load the policy and take a task each
+    finally:
+        proc.kill()
+        proc.communicate(timeout=60)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(
+            _process_state(pid) not in (None, 'Z') for pid in workers):
+        time.sleep(0.5)
+    left = [pid for pid in workers if _process_state(pid) not in (None, 'Z')]
+    for pid in left:  # do not leave them running if the check fails
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f'workers {left} still running after their parent was killed'
+
+
 def _process_state(pid: int):
     """The state letter of process `pid` (R, S, Z, ...), or None when it is gone."""
     try:

@@ -210,23 +210,40 @@ def _worker_main(checkpoint: str, backend: str, mode: str, replan_every: int,
     its None sentinel, posting ('start', pid, name), ('tick', n), ('done', name, row,
     backend_description) or ('error', name, exception) on `events`."""
     import os
+    import queue
     import signal
     # Ctrl-C reaches the whole process group; the parent decides and terminates the workers,
     # so they ignore it rather than each printing a traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = os.getppid()
+
+    def exit_if_orphaned() -> None:
+        # A parent ended by SIGTERM or SIGKILL cannot terminate its workers; without this
+        # they would go on evaluating for nobody, holding both cores.
+        if os.getppid() != parent:
+            os._exit(1)
+
+    def tick(n: int = 1) -> None:
+        exit_if_orphaned()
+        events.put(('tick', n))
+
     try:
         runner = _make_runner(checkpoint, backend, mode, replan_every)
     except BaseException as exc:  # noqa: BLE001 -- reported to the parent, which re-raises
         events.put(('error', None, _picklable(exc)))
         return
     while True:
-        item = jobs.get()
+        try:
+            item = jobs.get(timeout=1.0)
+        except queue.Empty:
+            exit_if_orphaned()
+            continue
         if item is None:
             return
         job, name = item
         events.put(('start', os.getpid(), name))
         try:
-            row = job.run(runner, name, lambda n=1: events.put(('tick', n)))
+            row = job.run(runner, name, tick)
         except BaseException as exc:  # noqa: BLE001 -- reported to the parent, which re-raises
             events.put(('error', name, _picklable(exc)))
             return
