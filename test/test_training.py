@@ -146,6 +146,16 @@ def test_resume_continues_from_the_saved_step(collected):
     steps = [r['step'] for r in records(out, 'train')]
     assert steps == sorted(steps) and steps[-1] == 2 * steps_one
     assert steps.count(steps_one) == 1  # no step repeated after the resume
+    # Resuming the finished run again (make train-default run a second time) trains
+    # nothing, changes no weight and adds no stage_end record.
+    ends, before = len(records(out, 'stage_end')), load_checkpoint(out / 'last').state_dict()
+    messages = []
+    Trainer(load_train_config(two), [str(collected / 'bags')], out, resume=True,
+            progress=False, log=messages.append).run()
+    assert any('already complete' in m for m in messages), messages
+    assert len(records(out, 'stage_end')) == ends
+    after = load_checkpoint(out / 'last').state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
 
 
 def test_init_from_starts_from_a_checkpoint_and_refuses_another_architecture(collected):

@@ -331,6 +331,12 @@ class Trainer:
                               f'fewer than one batch of {o.batch_size}; lower '
                               'optim.batch_size')
         total = max(1, int(round(stage.epochs * steps_per_epoch)))
+        if self.state['stage_step'] >= total:
+            # A resumed run that had already finished this stage (make train-default run
+            # again): nothing to train, and no second stage_end record to skew throughput.
+            self.log(f'stage {self.state["stage"] + 1}/{len(self.stages)} {stage.name}: '
+                     f'already complete ({total} steps)')
+            return
         if self.state['stage_step'] and getattr(self, '_resume_state', None):
             optimizer.load_state_dict(self._resume_state['optimizer'])
             torch.set_rng_state(self._resume_state['torch_rng'])
