@@ -41,6 +41,11 @@ def test_collect_prints_a_summary_and_resumes(tmp_path):
     assert again.returncode == 0, again.stderr
     assert '1 episodes recorded' in again.stdout and '2 episodes already recorded' in again.stdout
     assert all(complete(out / f'reach-red_{s}') for s in (5, 6, 7))
+    done = run('collect', '--suite', 'arm', '--episodes', '3', '--seed', '5', '--out',
+               str(out), '--tasks', 'reach-red', '--image-size', '64', '--quiet')
+    assert done.returncode == 0, done.stderr
+    assert 'nothing to record: all 3 episodes already recorded' in done.stdout
+    assert 'episodes/minute' not in done.stdout
 
 
 def test_bad_arguments_are_one_clear_line(tmp_path):

@@ -95,6 +95,10 @@ class CollectionSummary:
     def format(self) -> str:
         """A human-readable table (what the command prints)."""
         who = 'expert' if self.driver is None else 'policy'
+        if not self.recorded and self.skipped and not self.interrupted:
+            # Run again over a finished directory (make train-default twice): no empty table.
+            return (f'nothing to record: all {len(self.skipped)} episodes already recorded '
+                    '(delete a bag directory to record it again)')
         lines = [f'{"task":<24}{"episodes":>9}{who + " success":>16}{"mean steps":>12}']
         for task, row in self.per_task().items():
             lines.append(f'{task:<24}{row["episodes"]:>9}{row["successes"]:>9} '
