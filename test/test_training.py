@@ -187,7 +187,7 @@ def test_init_from_starts_from_a_checkpoint_and_refuses_another_architecture(col
     with pytest.raises(ConfigError, match='nowhere: directory does not exist'):
         Trainer(missing, [str(collected / 'bags')], collected / 'run_init_missing',
                 progress=False, log=lambda *_: None)
-    # The command line's --init-from (how scripts/train_default.sh chains its two stages)
+    # The command line's --init-from (how two_stage_finetune.yaml's second stage is run)
     # does the same for a YAML without optim.init_from, and is recorded in the run.
     plain = write_config(collected, 'init_cli', epochs=1, lr=1e-4)
     out = collected / 'run_init_cli'

@@ -511,11 +511,13 @@ def train(config_path, data: Sequence[str], out, resume: bool = False, log=print
     from .config import load_train_config
     cfg = load_train_config(config_path)
     if init_from is not None:
-        if not os.path.isdir(init_from):
-            raise ConfigError(f'--init-from {init_from}: no such checkpoint directory; name '
-                              'a directory holding config.yaml and model.safetensors '
-                              '(e.g. models/default or RUN/best)')
         cfg.optim.init_from = init_from
+    # Checked before the bags are decoded (minutes), whichever way it was given.
+    if cfg.optim.init_from and not os.path.isdir(cfg.optim.init_from):
+        origin = '--init-from' if init_from is not None else 'optim.init_from'
+        raise ConfigError(f'{origin} {cfg.optim.init_from}: no such checkpoint directory; '
+                          'name a directory holding config.yaml and model.safetensors '
+                          '(e.g. models/default or RUN/best)')
     if not data:
         raise ConfigError('no --data given: name one or more bag directories or folders '
                           'holding them')
