@@ -1,6 +1,7 @@
 """Shared test set-up: loopback-only ROS 2 traffic in a private domain, offline HF, EGL."""
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -20,3 +21,28 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def repo_root():
     """Absolute path of the repository checkout."""
     return REPO
+
+
+def spawned_workers(parent_pid: int) -> list:
+    """Pids of the multiprocessing spawn workers whose parent is `parent_pid`."""
+    found = []
+    for entry in Path('/proc').iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / 'stat').read_text()
+            cmdline = (entry / 'cmdline').read_bytes()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(')', 1)[1].split()[1])
+        if ppid == parent_pid and b'spawn_main' in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def process_state(pid: int):
+    """The state letter of process `pid` (R, S, Z, ...), or None when it is gone."""
+    try:
+        return Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return None

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,7 +17,7 @@ from hybrid_vla_ros.schema import ConfigError
 from hybrid_vla_ros.training.config import load_train_config
 from hybrid_vla_ros.training.trainer import Trainer
 
-from conftest import REPO
+from conftest import REPO, process_state, spawned_workers
 
 EXE_DIR = os.path.dirname(sys.executable)
 TINY_MODEL = {
@@ -381,23 +380,6 @@ def test_eval_sim_interrupted_keeps_the_finished_tasks(collected):
     assert 'Interrupted' in (out / 'eval_sim.md').read_text()
 
 
-def _spawned_workers(parent_pid: int) -> list:
-    """Pids of the multiprocessing spawn workers whose parent is `parent_pid`."""
-    found = []
-    for entry in Path('/proc').iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / 'stat').read_text()
-            cmdline = (entry / 'cmdline').read_bytes()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(')', 1)[1].split()[1])
-        if ppid == parent_pid and b'spawn_main' in cmdline:
-            found.append(int(entry.name))
-    return found
-
-
 def test_eval_sim_worker_killed_fails_clearly_and_keeps_finished_tasks(collected):
     """A worker process killed mid-task (as by the out-of-memory killer) ends the run with a
     message naming the task and the signal, instead of waiting for it forever."""
@@ -411,7 +393,7 @@ def test_eval_sim_worker_killed_fails_clearly_and_keeps_finished_tasks(collected
         for line in proc.stdout:
             if line.startswith(('drawer-open', 'drawer-close')):
                 break
-        workers = _spawned_workers(proc.pid)
+        workers = spawned_workers(proc.pid)
         assert len(workers) == 2, workers
         os.kill(workers[0], signal.SIGKILL)
         _, stderr = proc.communicate(timeout=300)
@@ -425,7 +407,7 @@ def test_eval_sim_worker_killed_fails_clearly_and_keeps_finished_tasks(collected
     assert 'SIGKILL' in doc['failed'] and 1 <= len(doc['tasks']) < 4
     assert 'Failed:' in (out / 'eval_sim.md').read_text()
     for pid in workers:  # the surviving worker was terminated, not left running
-        assert _process_state(pid) in (None, 'Z'), pid
+        assert process_state(pid) in (None, 'Z'), pid
 
 
 def test_eval_sim_workers_end_when_their_parent_is_killed(collected):
@@ -442,7 +424,7 @@ def test_eval_sim_workers_end_when_their_parent_is_killed(collected):
         workers, deadline = [], time.monotonic() + 120
         while len(workers) < 2 and time.monotonic() < deadline:
             time.sleep(0.5)
-            workers = _spawned_workers(proc.pid)
+            workers = spawned_workers(proc.pid)
         assert len(workers) == 2, workers
         time.sleep(5)  # let them load the policy and take a task each
     finally:
@@ -450,20 +432,12 @@ def test_eval_sim_workers_end_when_their_parent_is_killed(collected):
         proc.communicate(timeout=60)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and any(
-            _process_state(pid) not in (None, 'Z') for pid in workers):
+            process_state(pid) not in (None, 'Z') for pid in workers):
         time.sleep(0.5)
-    left = [pid for pid in workers if _process_state(pid) not in (None, 'Z')]
+    left = [pid for pid in workers if process_state(pid) not in (None, 'Z')]
     for pid in left:  # do not leave them running if the check fails
         os.kill(pid, signal.SIGKILL)
     assert not left, f'workers {left} still running after their parent was killed'
-
-
-def _process_state(pid: int):
-    """The state letter of process `pid` (R, S, Z, ...), or None when it is gone."""
-    try:
-        return Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return None
 
 
 def test_collect_with_a_policy_driving_records_the_experts_labels(collected, tmp_path):

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..inference import load_backend
 from ..schema import ConfigError
+from ..worker_processes import describe_exit, picklable
 from .policy_runner import PolicyRunner
 
 
@@ -191,19 +192,6 @@ class EvalWorkerDied(RuntimeError):
     by a signal, e.g. the out-of-memory killer, or crashed inside native code)."""
 
 
-def _describe_exit(code: Optional[int]) -> str:
-    import signal
-    if code is not None and code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = f'signal {-code}'
-        hint = ('; on Linux usually the out-of-memory killer' if -code == signal.SIGKILL
-                else '')
-        return f'killed by {name}{hint}'
-    return f'exit code {code}'
-
-
 def _worker_main(checkpoint: str, backend: str, mode: str, replan_every: int,
                  jobs, events) -> None:
     """A worker process: load one backend, then evaluate the tasks taken from `jobs` until
@@ -230,7 +218,7 @@ def _worker_main(checkpoint: str, backend: str, mode: str, replan_every: int,
     try:
         runner = _make_runner(checkpoint, backend, mode, replan_every)
     except BaseException as exc:  # noqa: BLE001 -- reported to the parent, which re-raises
-        events.put(('error', None, _picklable(exc)))
+        events.put(('error', None, picklable(exc)))
         return
     while True:
         try:
@@ -245,18 +233,9 @@ def _worker_main(checkpoint: str, backend: str, mode: str, replan_every: int,
         try:
             row = job.run(runner, name, tick)
         except BaseException as exc:  # noqa: BLE001 -- reported to the parent, which re-raises
-            events.put(('error', name, _picklable(exc)))
+            events.put(('error', name, picklable(exc)))
             return
         events.put(('done', name, row, runner.backend.describe()))
-
-
-def _picklable(exc: BaseException) -> BaseException:
-    import pickle
-    try:
-        pickle.loads(pickle.dumps(exc))
-        return exc
-    except Exception:  # noqa: BLE001 -- any unpicklable exception becomes its text
-        return RuntimeError(f'{type(exc).__name__}: {exc}')
 
 
 def _evaluate_in_processes(job: _TaskJob, names: List[str], workers: int, backend: str,
@@ -322,7 +301,7 @@ def _check_workers_alive(procs, running: Dict[int, str], remaining: set) -> None
             where = f'while evaluating task {task}' if task else 'before taking a task'
             raise EvalWorkerDied(
                 f'evaluation worker process {p.pid} died {where} '
-                f'({_describe_exit(p.exitcode)}). Rerun with fewer --workers, or with '
+                f'({describe_exit(p.exitcode)}). Rerun with fewer --workers, or with '
                 '--workers 1 to see any error in this process.')
     if all(p.exitcode is not None for p in procs):
         raise EvalWorkerDied(f'every evaluation worker ended with tasks unfinished: '

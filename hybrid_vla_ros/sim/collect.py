@@ -39,6 +39,7 @@ from . import camera_names, make_env
 from .env import SimEnv
 from .recorder import PARTIAL_DIR, EpisodeWriter
 from ..schema import ConfigError
+from ..worker_processes import describe_exit, picklable
 from .tasks import DEFAULT_SUITE, TaskError, get_task, task_names
 
 
@@ -64,6 +65,8 @@ class CollectionSummary:
         seconds: wall time spent recording.
         interrupted: stopped by Ctrl-C (every recorded bag is complete).
         driver: checkpoint of the policy that drove (DAgger), None when the expert did.
+        failed: why the collection stopped early (a worker process died), else None;
+            every recorded bag is complete either way.
 
     """
 
@@ -73,6 +76,7 @@ class CollectionSummary:
     seconds: float = 0.0
     interrupted: bool = False
     driver: Optional[str] = None
+    failed: Optional[str] = None
 
     @property
     def episodes_per_minute(self) -> float:
@@ -95,7 +99,7 @@ class CollectionSummary:
     def format(self) -> str:
         """A human-readable table (what the command prints)."""
         who = 'expert' if self.driver is None else 'policy'
-        if not self.recorded and self.skipped and not self.interrupted:
+        if not self.recorded and self.skipped and not (self.interrupted or self.failed):
             # Run again over a finished directory (make train-default twice): no empty table.
             return (f'nothing to record: all {len(self.skipped)} episodes already recorded '
                     '(delete a bag directory to record it again)')
@@ -115,6 +119,8 @@ class CollectionSummary:
         if self.interrupted:
             lines.append('interrupted: every listed episode is complete; the unfinished one '
                          'was removed')
+        if self.failed:
+            lines.append(f'error: {self.failed}')
         return '\n'.join(lines)
 
 
@@ -227,7 +233,8 @@ def _perturbed_dims(env: SimEnv) -> int:
 def record_episode(env: SimEnv, seed: int, path, compress: bool = True,
                    check: Optional[Callable[[], None]] = None, action_noise: float = 0.0,
                    noise_correlation: float = 0.8,
-                   driver: Optional[PolicyDriver] = None) -> EpisodeResult:
+                   driver: Optional[PolicyDriver] = None,
+                   shared_partial_dir: bool = False) -> EpisodeResult:
     """Run the expert for one episode of `env` from `seed` and write it to the bag `path`.
 
     `action_noise` (std, action units; 0 = clean) perturbs the executed action, never the
@@ -236,7 +243,8 @@ def record_episode(env: SimEnv, seed: int, path, compress: bool = True,
     command is the expert's action either way. The bag appears at
     `path` only once complete; on any exception (Ctrl-C included) the partial bag is deleted
     and the exception propagates. `check` is called before every control step
-    (`StopRequest.check` raises there).
+    (`StopRequest.check` raises there). `shared_partial_dir`: other processes record into
+    the same directory at the same time (see `EpisodeWriter`).
     """
     obs = env.reset(seed)
     text = env.instruction()
@@ -246,7 +254,8 @@ def record_episode(env: SimEnv, seed: int, path, compress: bool = True,
         driver.reset(text)
         mixing = np.random.default_rng([seed, 0xDA66])
     policy_steps = 0
-    with EpisodeWriter(path, env.cameras, env.command_kind, compress=compress) as bag:
+    with EpisodeWriter(path, env.cameras, env.command_kind, compress=compress,
+                       shared_partial_dir=shared_partial_dir) as bag:
         bag.write_instruction(obs.time, text)
         while True:
             if check is not None:
@@ -287,7 +296,7 @@ def collect(out_dir, suite: str = DEFAULT_SUITE, tasks: Optional[Sequence[str]] 
             cameras: Optional[Sequence[str]] = None, compress: bool = True,
             progress: bool = True, action_noise: float = 0.0,
             noise_correlation: float = 0.8, start_jitter: float = 0.0,
-            policy=None, policy_share: float = 1.0) -> CollectionSummary:
+            policy=None, policy_share: float = 1.0, workers: int = 1) -> CollectionSummary:
     """Record `episodes` expert episodes of every task (seeds ``seed .. seed+episodes-1``).
 
     Args:
@@ -309,13 +318,20 @@ def collect(out_dir, suite: str = DEFAULT_SUITE, tasks: Optional[Sequence[str]] 
             labels (DAgger; see `PolicyDriver`). The policy's cameras and image size are
             used unless `cameras` are given, which must then include them.
         policy_share: probability that a step executes the policy's action, (0, 1].
+        workers: processes recording episodes side by side (each simulates and renders on
+            one core); the bags are the same as with one, since every episode follows from
+            its own seed.
 
     Returns:
-        The summary; on Ctrl-C it is returned with ``interrupted`` set instead of raising.
+        The summary (episodes in task, then seed order, whichever worker recorded them); on
+        Ctrl-C it is returned with ``interrupted`` set instead of raising, and when a
+        worker process dies with ``failed`` saying so.
 
     """
     if episodes < 1:
         raise ValueError(f'episodes must be at least 1, got {episodes}')
+    if workers < 1:
+        raise ValueError(f'workers must be at least 1, got {workers}')
     if action_noise < 0:
         raise ValueError(f'action_noise must be >= 0, got {action_noise}')
     if not 0.0 <= noise_correlation < 1.0:
@@ -334,44 +350,215 @@ def collect(out_dir, suite: str = DEFAULT_SUITE, tasks: Optional[Sequence[str]] 
         image_size = 128
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    # Partial bags left by a killed run (one collector per directory is assumed).
+    # Partial bags left by a killed run (one collection per directory is assumed).
     shutil.rmtree(out / PARTIAL_DIR, ignore_errors=True)
     summary = CollectionSummary(suite, driver=driver.checkpoint if driver else None)
+    pending: List[Tuple[str, int]] = []
+    for name in names:
+        for episode_seed in range(seed, seed + episodes):
+            path = out / episode_name(name, episode_seed)
+            if (path / 'metadata.yaml').exists():
+                summary.skipped.append(path)
+            else:
+                pending.append((name, episode_seed))
+    spec = _RecordSpec(suite, image_size, None if cameras is None else list(cameras),
+                       compress, action_noise, noise_correlation, start_jitter,
+                       None if driver is None else driver.checkpoint, policy_share)
     from tqdm import tqdm
     bar = tqdm(total=len(names) * episodes, unit='episode', disable=not progress,
-               desc=f'collect {suite}')
+               desc=f'collect {suite}', initial=len(summary.skipped))
+
+    def recorded(result: EpisodeResult) -> None:
+        summary.recorded.append(result)
+        wins = sum(r.success for r in summary.recorded)
+        bar.set_postfix(task=result.task, success=f'{wins}/{len(summary.recorded)}')
+        bar.update()
+
     start = time.perf_counter()
-    env: Optional[SimEnv] = None
     with StopRequest() as stop:
         try:
-            for name in names:
-                for episode_seed in range(seed, seed + episodes):
-                    stop.check()
-                    path = out / episode_name(name, episode_seed)
-                    if (path / 'metadata.yaml').exists():
-                        summary.skipped.append(path)
-                        bar.update()
-                        continue
-                    if env is None or env.task.name != name:
-                        if env is not None:
-                            env.close()
-                        env = make_env(suite, name, episode_seed, image_size, cameras,
-                                       start_jitter=start_jitter)
-                    summary.recorded.append(
-                        record_episode(env, episode_seed, path, compress, check=stop.check,
-                                       action_noise=action_noise,
-                                       noise_correlation=noise_correlation, driver=driver))
-                    wins = sum(r.success for r in summary.recorded)
-                    bar.set_postfix(task=name, success=f'{wins}/{len(summary.recorded)}')
-                    bar.update()
+            if workers > 1 and len(pending) > 1:
+                _record_in_processes(spec, out, pending, min(workers, len(pending)), stop,
+                                     recorded)
+            else:
+                _record_serially(spec, out, pending, driver, stop.check, recorded)
         except KeyboardInterrupt:
             summary.interrupted = True
+        except CollectWorkerDied as exc:
+            summary.failed = str(exc)
         finally:
             summary.seconds = time.perf_counter() - start
             bar.close()
-            if env is not None:
-                env.close()
+    order = {name: i for i, name in enumerate(names)}
+    summary.recorded.sort(key=lambda r: (order[r.task], r.seed))
     return summary
+
+
+@dataclasses.dataclass(frozen=True)
+class _RecordSpec:
+    """How every episode of one collection is recorded (picklable: worker processes get it)."""
+
+    suite: str
+    image_size: object
+    cameras: Optional[List[str]]
+    compress: bool
+    action_noise: float
+    noise_correlation: float
+    start_jitter: float
+    policy: Optional[str]
+    policy_share: float
+
+
+def _record_serially(spec: _RecordSpec, out: Path, pending: Sequence[Tuple[str, int]],
+                     driver: Optional[PolicyDriver], check: Callable[[], None],
+                     recorded: Callable[[EpisodeResult], None],
+                     shared_partial_dir: bool = False) -> None:
+    """Record the (task, seed) episodes of `pending` in this process, one environment per
+    task at a time, calling `recorded` after each. `check` raises to stop."""
+    env: Optional[SimEnv] = None
+    try:
+        for name, episode_seed in pending:
+            check()
+            if env is None or env.task.name != name:
+                if env is not None:
+                    env.close()
+                env = make_env(spec.suite, name, episode_seed, spec.image_size, spec.cameras,
+                               start_jitter=spec.start_jitter)
+            recorded(record_episode(env, episode_seed, out / episode_name(name, episode_seed),
+                                    spec.compress, check=check, action_noise=spec.action_noise,
+                                    noise_correlation=spec.noise_correlation, driver=driver,
+                                    shared_partial_dir=shared_partial_dir))
+    finally:
+        if env is not None:
+            env.close()
+
+
+class CollectWorkerDied(RuntimeError):
+    """A collector worker process ended without reporting (killed, out of memory)."""
+
+
+class _Orphaned(BaseException):
+    """Raised inside a worker whose parent is gone: abort the episode, then exit."""
+
+
+def _collect_worker(spec: _RecordSpec, out: str, jobs, events, stop) -> None:
+    """A worker process: record the (task, seed) episodes taken from `jobs` until its None
+    sentinel, posting ('done', EpisodeResult) for each, then ('exit',); ('stopped',) when
+    `stop` was set, ('error', exception) on a failure."""
+    import os
+    import queue
+    # Ctrl-C reaches the whole process group; the parent decides (it sets `stop`), so the
+    # workers ignore it rather than each printing a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = os.getppid()
+
+    def check() -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        # A parent ended by SIGTERM or SIGKILL cannot stop its workers; without this they
+        # would go on recording for nobody, holding the cores.
+        if os.getppid() != parent:
+            raise _Orphaned
+
+    def taken():
+        while True:
+            try:
+                item = jobs.get(timeout=1.0)
+            except queue.Empty:
+                check()
+                continue
+            if item is None:
+                return
+            yield item
+
+    try:
+        driver = (PolicyDriver(spec.policy, spec.policy_share) if spec.policy is not None
+                  else None)
+        _record_serially(spec, Path(out), taken(), driver, check,
+                         lambda result: events.put(('done', result)), shared_partial_dir=True)
+        events.put(('exit',))
+    except KeyboardInterrupt:
+        events.put(('stopped',))
+    except _Orphaned:
+        os._exit(1)
+    except BaseException as exc:  # noqa: BLE001 -- reported to the parent, which re-raises
+        events.put(('error', picklable(exc)))
+
+
+def _record_in_processes(spec: _RecordSpec, out: Path, pending: Sequence[Tuple[str, int]],
+                         workers: int, stop_request: StopRequest,
+                         recorded: Callable[[EpisodeResult], None]) -> None:
+    """Record `pending` in `workers` spawned processes sharing one job queue, calling
+    `recorded` as episodes finish. Ctrl-C (`stop_request`) and any failure stop every worker
+    at its next control step (its unfinished bag is removed) before KeyboardInterrupt or the
+    error propagates; episodes finished until then are still reported."""
+    import multiprocessing as mp
+    import queue
+    # spawn, not fork: MuJoCo's GL context does not survive a fork.
+    ctx = mp.get_context('spawn')
+    jobs, events, stop = ctx.Queue(), ctx.Queue(), ctx.Event()
+    for item in pending:
+        jobs.put(item)
+    for _ in range(workers):
+        jobs.put(None)
+    jobs.cancel_join_thread()  # never block the exit on jobs nobody will take
+    procs = [ctx.Process(target=_collect_worker, name=f'collect-worker-{i}', daemon=True,
+                         args=(spec, str(out), jobs, events, stop))
+             for i in range(workers)]
+
+    def handle(event) -> None:
+        if event[0] == 'done':
+            recorded(event[1])
+        elif event[0] == 'error':
+            raise event[1]
+
+    ended = 0
+    try:
+        for p in procs:
+            p.start()
+        while ended < workers:
+            stop_request.check()
+            try:
+                event = events.get(timeout=0.5)
+            except queue.Empty:
+                _check_workers_alive(procs)
+                continue
+            if event[0] in ('exit', 'stopped'):
+                ended += 1
+            handle(event)
+    except BaseException:
+        stop.set()
+        deadline = time.monotonic() + 30.0
+        for p in procs:
+            p.join(timeout=max(0.0, deadline - time.monotonic()))
+        while True:  # episodes that finished while the workers were being stopped
+            try:
+                event = events.get(timeout=0.1)
+            except queue.Empty:
+                break
+            if event[0] == 'done':
+                recorded(event[1])
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+        raise
+    finally:
+        for p in procs:
+            p.join(timeout=10)
+        try:
+            (out / PARTIAL_DIR).rmdir()
+        except OSError:  # not empty (a killed worker's bag: the next run removes it) or gone
+            pass
+
+
+def _check_workers_alive(procs) -> None:
+    """Raise `CollectWorkerDied` when a worker ended without reporting."""
+    for p in procs:
+        if p.exitcode not in (None, 0):
+            raise CollectWorkerDied(
+                f'collector worker process {p.pid} died ({describe_exit(p.exitcode)}); '
+                'the episodes it finished are kept. Run the same command again to record the '
+                'rest, with fewer --workers if memory ran out.')
 
 
 def _cameras_for_driver(driver: PolicyDriver, cameras, image_size):

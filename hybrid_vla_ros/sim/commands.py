@@ -1,6 +1,6 @@
 """The ``hybrid-vla collect`` sub-command: record scripted-expert demonstrations as rosbag2.
 
-    hybrid-vla collect --episodes 20 --seed 0 --out data/demos
+    hybrid-vla collect --episodes 20 --seed 0 --out data/demos --workers 2
     hybrid-vla collect --suite arm --episodes 5 --seed 100 --out data/arm --tasks reach-red
     hybrid-vla collect --episodes 20 --seed 200 --policy models/default --out data/dagger
 
@@ -53,6 +53,9 @@ def _collect_args(p: argparse.ArgumentParser) -> None:
     p.add_argument('--policy-share', type=float, default=1.0, metavar='P',
                    help="with --policy: probability that a step executes the policy's action "
                         "rather than the expert's, 0 < P <= 1 (default 1)")
+    p.add_argument('--workers', type=int, default=1,
+                   help='episodes recorded at once, each worker in its own process on one '
+                        'core (default 1; up to one per CPU core); the bags do not change')
     p.add_argument('--quiet', action='store_true', help='no progress bar')
 
 
@@ -73,6 +76,8 @@ def collect_command(args) -> int:
     from .rendering import parse_image_size
     if args.episodes < 1:
         raise ConfigError(f'--episodes: must be at least 1, got {args.episodes}')
+    if args.workers < 1:
+        raise ConfigError(f'--workers: must be at least 1, got {args.workers}')
     if args.action_noise < 0:
         raise ConfigError(f'--action-noise: must be >= 0, got {args.action_noise}')
     if not 0.0 <= args.noise_correlation < 1.0:
@@ -94,8 +99,10 @@ def collect_command(args) -> int:
                           progress=not args.quiet, action_noise=args.action_noise,
                           noise_correlation=args.noise_correlation,
                           start_jitter=args.start_jitter, policy=args.policy,
-                          policy_share=args.policy_share)
+                          policy_share=args.policy_share, workers=args.workers)
     except FileExistsError as exc:  # a directory in the way that is not a finished bag
         raise ConfigError(f'--out: {exc}') from None
     print(summary.format())
+    if summary.failed:
+        return 1
     return 130 if summary.interrupted else 0

@@ -150,11 +150,14 @@ class EpisodeWriter:
         command_kind: ``end_effector`` (ee_command + gripper_command) or ``joint``
             (joint_command).
         compress: zstd chunk compression inside the MCAP file (readers need no setting).
+        shared_partial_dir: other writers (collector worker processes) use the same
+            ``.partial/`` directory at the same time, so it is never removed here (another
+            writer may be about to create its bag in it); the caller removes it.
 
     """
 
     def __init__(self, path, cameras: Sequence[str], command_kind: str,
-                 compress: bool = True) -> None:
+                 compress: bool = True, shared_partial_dir: bool = False) -> None:
         self.path = Path(path)
         if self.path.exists():
             raise FileExistsError(f'{self.path} exists already; remove it or choose another '
@@ -164,6 +167,7 @@ class EpisodeWriter:
         self.command_kind = command_kind
         self.compress = compress
         self._tmp = partial_path(self.path)
+        self._shared_partial_dir = shared_partial_dir
         self._writer: Optional[Writer] = None
         self._connections = {}
         self._committed = False
@@ -250,6 +254,8 @@ class EpisodeWriter:
         self._remove_empty_partial_dir()
 
     def _remove_empty_partial_dir(self) -> None:
+        if self._shared_partial_dir:
+            return
         try:
             self._tmp.parent.rmdir()
         except OSError:  # not empty (another bag in progress) or already gone
