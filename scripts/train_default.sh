@@ -21,7 +21,7 @@ DOORS=${DOORS:-data/door_extra}
 # Pick-and-place on new table layouts (seeds from 100 on): with only the 80 layouts of
 # $DATA the policy succeeds on those layouts but rarely on new ones (docs/ablations.md,
 # "Pick-and-place: memorized layouts").
-LAYOUTS=${LAYOUTS:-data/pick_place_layouts}
+LAYOUTS=${LAYOUTS:-data/pick_place_layouts_480}
 LAYOUT_EPISODES=${LAYOUT_EPISODES:-480}
 START_JITTER=${START_JITTER:-0.08}
 RUN=${RUN:-runs/default}
@@ -32,10 +32,13 @@ EVAL_WORKERS=${EVAL_WORKERS:-2}
 COLLECT_WORKERS=${COLLECT_WORKERS:-2}
 PICK_PLACE=(pick-place-red pick-place-green pick-place-blue)
 
-# The timings above assume two free cores; say so when something else is using them.
-LOAD=$(cut -d' ' -f1 /proc/loadavg)
-if awk -v l="$LOAD" 'BEGIN { exit !(l >= 0.5) }'; then
-  echo "note: load average $LOAD before starting: other processes are using the CPU, so" \
+# The timings above assume two free cores; say so when something else is using them
+# (CPU time over two seconds, not the load average, which lingers after a finished job).
+cpu_ticks() { read -r _ u n s i w q sq st _ < /proc/stat; echo "$((u + n + s + q + sq + st)) $((u + n + s + i + w + q + sq + st))"; }
+read -r BUSY0 ALL0 < <(cpu_ticks); sleep 2; read -r BUSY1 ALL1 < <(cpu_ticks)
+BUSY=$(( 100 * (BUSY1 - BUSY0) / (ALL1 - ALL0 + 1) ))
+if [ "$BUSY" -ge 25 ]; then
+  echo "note: the CPU is ${BUSY}% busy before starting: other processes are using it, so" \
        "collection and training will take longer than the documented times"
 fi
 
