@@ -72,7 +72,7 @@ bench-model: $(STAMP)
 bench-ros: $(STAMP)
 	$(VENV)/bin/hybrid-vla bench-ros $(if $(wildcard $(CHECKPOINT)/config.yaml),--checkpoint $(CHECKPOINT),--config config/models/default.yaml) --out bench/results/ros_latency.json
 
-# Reproduce the shipped default policy: collect, train, export, evaluate (about 85 minutes
+# Reproduce the shipped default policy: collect, train, export, evaluate (about 80 minutes
 # on a free 2-core machine). See scripts/train_default.sh and models/default/README.md.
 train-default: $(STAMP)
 	bash scripts/train_default.sh
