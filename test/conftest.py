@@ -1,6 +1,8 @@
 """Shared test set-up: loopback-only ROS 2 traffic in a private domain, offline HF, EGL."""
 
 import os
+import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -46,3 +48,17 @@ def process_state(pid: int):
         return Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()[0]
     except (FileNotFoundError, ProcessLookupError):
         return None
+
+
+def still_running_after(pids, timeout: float = 30.0) -> list:
+    """The processes of `pids` still running (not gone, not zombies) after waiting up to
+    `timeout` seconds for them to end; those are SIGKILLed so that a failing check does
+    not leave them running."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(
+            process_state(pid) not in (None, 'Z') for pid in pids):
+        time.sleep(0.2)
+    left = [pid for pid in pids if process_state(pid) not in (None, 'Z')]
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    return left

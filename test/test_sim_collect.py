@@ -9,7 +9,7 @@ import time
 
 from rosbags.highlevel import AnyReader
 
-from conftest import REPO, process_state, spawned_workers
+from conftest import REPO, process_state, spawned_workers, still_running_after
 
 EXE = os.path.join(os.path.dirname(sys.executable), 'hybrid-vla')
 
@@ -180,11 +180,5 @@ def test_workers_stop_when_the_collector_is_killed(tmp_path):
     finally:
         proc.kill()
         proc.communicate(timeout=60)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and any(
-            process_state(pid) not in (None, 'Z') for pid in workers):
-        time.sleep(0.2)
-    left = [pid for pid in workers if process_state(pid) not in (None, 'Z')]
-    for pid in left:  # do not leave them running if the check fails
-        os.kill(pid, signal.SIGKILL)
+    left = still_running_after(workers)
     assert not left, f'workers {left} still recording after their parent was killed'

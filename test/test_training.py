@@ -17,7 +17,7 @@ from hybrid_vla_ros.schema import ConfigError
 from hybrid_vla_ros.training.config import load_train_config
 from hybrid_vla_ros.training.trainer import Trainer
 
-from conftest import REPO, process_state, spawned_workers
+from conftest import REPO, process_state, spawned_workers, still_running_after
 
 EXE_DIR = os.path.dirname(sys.executable)
 TINY_MODEL = {
@@ -430,13 +430,7 @@ def test_eval_sim_workers_end_when_their_parent_is_killed(collected):
     finally:
         proc.kill()
         proc.communicate(timeout=60)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and any(
-            process_state(pid) not in (None, 'Z') for pid in workers):
-        time.sleep(0.5)
-    left = [pid for pid in workers if process_state(pid) not in (None, 'Z')]
-    for pid in left:  # do not leave them running if the check fails
-        os.kill(pid, signal.SIGKILL)
+    left = still_running_after(workers)
     assert not left, f'workers {left} still running after their parent was killed'
 
 

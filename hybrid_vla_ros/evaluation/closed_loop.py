@@ -21,7 +21,7 @@ import numpy as np
 
 from ..inference import load_backend
 from ..schema import ConfigError
-from ..worker_processes import describe_exit, picklable
+from ..worker_processes import describe_exit, job_queue, picklable, queued_jobs, watch_parent
 from .policy_runner import PolicyRunner
 
 
@@ -198,17 +198,10 @@ def _worker_main(checkpoint: str, backend: str, mode: str, replan_every: int,
     its None sentinel, posting ('start', pid, name), ('tick', n), ('done', name, row,
     backend_description) or ('error', name, exception) on `events`."""
     import os
-    import queue
-    import signal
-    # Ctrl-C reaches the whole process group; the parent decides and terminates the workers,
-    # so they ignore it rather than each printing a traceback.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    parent = os.getppid()
+    orphaned = watch_parent()
 
     def exit_if_orphaned() -> None:
-        # A parent ended by SIGTERM or SIGKILL cannot terminate its workers; without this
-        # they would go on evaluating for nobody, holding both cores.
-        if os.getppid() != parent:
+        if orphaned():
             os._exit(1)
 
     def tick(n: int = 1) -> None:
@@ -220,15 +213,7 @@ def _worker_main(checkpoint: str, backend: str, mode: str, replan_every: int,
     except BaseException as exc:  # noqa: BLE001 -- reported to the parent, which re-raises
         events.put(('error', None, picklable(exc)))
         return
-    while True:
-        try:
-            item = jobs.get(timeout=1.0)
-        except queue.Empty:
-            exit_if_orphaned()
-            continue
-        if item is None:
-            return
-        job, name = item
+    for job, name in queued_jobs(jobs, exit_if_orphaned):
         events.put(('start', os.getpid(), name))
         try:
             row = job.run(runner, name, tick)
@@ -251,12 +236,7 @@ def _evaluate_in_processes(job: _TaskJob, names: List[str], workers: int, backen
     import queue
     # spawn, not fork: MuJoCo's GL context and onnxruntime's threads do not survive a fork.
     ctx = mp.get_context('spawn')
-    jobs, events = ctx.Queue(), ctx.Queue()
-    for name in names:
-        jobs.put((job, name))
-    for _ in range(workers):
-        jobs.put(None)
-    jobs.cancel_join_thread()  # never block the exit on sentinels nobody will read
+    jobs, events = job_queue(ctx, [(job, name) for name in names], workers), ctx.Queue()
     procs = [ctx.Process(target=_worker_main, name=f'eval-sim-worker-{i}', daemon=True,
                          args=(job.checkpoint, backend, mode, replan_every, jobs, events))
              for i in range(workers)]

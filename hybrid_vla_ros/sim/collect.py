@@ -39,7 +39,7 @@ from . import camera_names, make_env
 from .env import SimEnv
 from .recorder import PARTIAL_DIR, EpisodeWriter
 from ..schema import ConfigError
-from ..worker_processes import describe_exit, picklable
+from ..worker_processes import describe_exit, job_queue, picklable, queued_jobs, watch_parent
 from .tasks import DEFAULT_SUITE, TaskError, get_task, task_names
 
 
@@ -446,35 +446,18 @@ def _collect_worker(spec: _RecordSpec, out: str, jobs, events, stop) -> None:
     sentinel, posting ('done', EpisodeResult) for each, then ('exit',); ('stopped',) when
     `stop` was set, ('error', exception) on a failure."""
     import os
-    import queue
-    # Ctrl-C reaches the whole process group; the parent decides (it sets `stop`), so the
-    # workers ignore it rather than each printing a traceback.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    parent = os.getppid()
+    orphaned = watch_parent()  # Ctrl-C is the parent's to handle: it sets `stop`
 
     def check() -> None:
         if stop.is_set():
             raise KeyboardInterrupt
-        # A parent ended by SIGTERM or SIGKILL cannot stop its workers; without this they
-        # would go on recording for nobody, holding the cores.
-        if os.getppid() != parent:
+        if orphaned():
             raise _Orphaned
-
-    def taken():
-        while True:
-            try:
-                item = jobs.get(timeout=1.0)
-            except queue.Empty:
-                check()
-                continue
-            if item is None:
-                return
-            yield item
 
     try:
         driver = (PolicyDriver(spec.policy, spec.policy_share) if spec.policy is not None
                   else None)
-        _record_serially(spec, Path(out), taken(), driver, check,
+        _record_serially(spec, Path(out), queued_jobs(jobs, check), driver, check,
                          lambda result: events.put(('done', result)), shared_partial_dir=True)
         events.put(('exit',))
     except KeyboardInterrupt:
@@ -496,12 +479,7 @@ def _record_in_processes(spec: _RecordSpec, out: Path, pending: Sequence[Tuple[s
     import queue
     # spawn, not fork: MuJoCo's GL context does not survive a fork.
     ctx = mp.get_context('spawn')
-    jobs, events, stop = ctx.Queue(), ctx.Queue(), ctx.Event()
-    for item in pending:
-        jobs.put(item)
-    for _ in range(workers):
-        jobs.put(None)
-    jobs.cancel_join_thread()  # never block the exit on jobs nobody will take
+    jobs, events, stop = job_queue(ctx, pending, workers), ctx.Queue(), ctx.Event()
     procs = [ctx.Process(target=_collect_worker, name=f'collect-worker-{i}', daemon=True,
                          args=(spec, str(out), jobs, events, stop))
              for i in range(workers)]
