@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from hybrid_vla_ros.model import build_policy, hybrid_objective, parse_model_config
+from hybrid_vla_ros.model.layers import Dropout
 
 from model_configs import tiny_mapping, valid_combinations
 
@@ -171,3 +172,26 @@ def test_spatial_softmax_keypoints_say_where_the_peak_is(tmp_path):
     export_checkpoint(tmp_path / 'ckpt', log=lambda *a: None)
     assert (tmp_path / 'ckpt' / 'onnx' / 'vision.onnx').is_file()
 
+
+
+def test_dropout_keeps_the_rate_scales_the_rest_and_is_identity_in_eval():
+    drop = Dropout(0.1).train()
+    x = torch.full((64, 40, 96), 2.0, requires_grad=True)
+    torch.manual_seed(3)
+    y = drop(x)
+    kept = y != 0
+    # 245 760 draws: the kept fraction is 0.9 within five standard deviations (0.003).
+    assert abs(kept.float().mean().item() - 0.9) < 0.003
+    scale = 32768 / (32768 - 3277)      # the rate is rounded to 3277 / 32768
+    torch.testing.assert_close(y[kept], torch.full_like(y[kept], 2.0 * scale))
+    # Every int16 lane of the int64 draws is used alike (the top one has a zero bit).
+    lanes = kept.flatten()[: 4 * (kept.numel() // 4)].view(-1, 4).float().mean(0)
+    assert torch.all((lanes - 0.9).abs() < 0.006), lanes
+    torch.manual_seed(3)
+    torch.testing.assert_close(drop(x), y)          # reproducible from torch's seed
+    y.sum().backward()
+    torch.testing.assert_close(x.grad, kept.float() * scale)
+    assert drop.eval()(x) is x
+    assert Dropout(0.0).train()(x) is x
+    with pytest.raises(ValueError, match='outside'):
+        Dropout(1.0)

@@ -9,7 +9,7 @@ from torch import nn
 
 from ..schema import ConfigError, spec
 from .fusion import FusedTokens
-from .layers import DecoderBlock, key_padding_bias
+from .layers import DecoderBlock, Dropout, key_padding_bias
 from .registry import register
 
 
@@ -30,7 +30,7 @@ class MlpChunkDecoder(nn.Module):
         super().__init__()
         layers, width = [], dim * num_readouts
         for _ in range(cfg.layers):
-            layers += [nn.Linear(width, cfg.hidden), nn.GELU(), nn.Dropout(cfg.dropout)]
+            layers += [nn.Linear(width, cfg.hidden), nn.GELU(), Dropout(cfg.dropout)]
             width = cfg.hidden
         layers.append(nn.Linear(width, chunk * action_dim))
         self.net = nn.Sequential(*layers)
