@@ -3,7 +3,8 @@
 #   make lint    ruff only
 #   make venv    just the virtualenv (no-op when up to date)
 #   make demo    the simulated robot + the three ROS 2 nodes with the shipped default policy
-#   make bench   benchmarks (bench-ros: camera -> command latency of the running graph)
+#   make bench   benchmarks (bench-ros: camera -> command latency of the running graph;
+#                bench-train: training-step samples/s)
 SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 .DEFAULT_GOAL := test
@@ -22,7 +23,7 @@ export PYOPENGL_PLATFORM ?= egl
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: venv test lint test-all clean-venv demo bench bench-model bench-ros train-default
+.PHONY: venv test lint test-all clean-venv demo bench bench-model bench-ros bench-train train-default
 
 # The policy `make demo` and `make bench` run (the trained default ships in models/default).
 CHECKPOINT ?= models/default
@@ -59,7 +60,7 @@ demo: $(STAMP)
 	$(VENV)/bin/hybrid-vla demo --checkpoint $(CHECKPOINT)
 
 # Benchmarks; results in bench/results/*.json, summarized in docs/benchmarks.md.
-bench: bench-model bench-ros
+bench: bench-model bench-ros bench-train
 
 # Latency p50/p90/p99 of each deployed part and of a control step, torch eager vs
 # onnxruntime, 1 and 2 threads, batch 1.
@@ -71,6 +72,14 @@ bench-model: $(STAMP)
 # model when models/default is absent: latency does not depend on the weights).
 bench-ros: $(STAMP)
 	$(VENV)/bin/hybrid-vla bench-ros $(if $(wildcard $(CHECKPOINT)/config.yaml),--checkpoint $(CHECKPOINT),--config config/models/default.yaml) --out bench/results/ros_latency.json
+
+# Training-step samples/s of config/train/default.yaml, torch vs the package's dropout and
+# multi-tensor vs fused AdamW, same weights and batches, the variants taking turns (about 3
+# minutes). Its batches come from two episodes per task collected once into bench/data.
+BENCH_TRAIN_DATA ?= bench/data/suite
+bench-train: $(STAMP)
+	$(VENV)/bin/hybrid-vla collect --episodes 2 --seed 0 --out $(BENCH_TRAIN_DATA)
+	$(VENV)/bin/hybrid-vla bench-train --config config/train/default.yaml --data $(BENCH_TRAIN_DATA) --out bench/results/train_step.json
 
 # Reproduce the shipped default policy: collect, train, export, evaluate (about 80 minutes
 # on a free 2-core machine). See scripts/train_default.sh and models/default/README.md.

@@ -111,6 +111,32 @@ def test_staged_stage_two_leaves_encoders_unchanged(collected):
     assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith('vision.'))
 
 
+def test_bench_train_times_each_variant_from_the_same_start(collected, tmp_path):
+    from hybrid_vla_ros.training.benchmark import BASELINE, VARIANTS
+    cfg = write_config(collected, 'bench', epochs=1)
+    out = tmp_path / 'train_step.json'
+    r = subprocess.run([f'{EXE_DIR}/hybrid-vla', 'bench-train', '--config', str(cfg),
+                        '--data', str(collected / 'bags'), '--steps', '2', '--rounds', '2',
+                        '--warmup', '1', '--threads', '1', '--out', str(out)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert set(result['variants']) == set(VARIANTS) and result['batch_size'] == 16
+    for name, row in result['variants'].items():
+        assert row['samples_per_s'] > 0 and len(row['samples_per_s_per_round']) == 2
+        assert np.isfinite(row['first_loss']) and np.isfinite(row['last_loss'])
+        assert name in r.stdout
+        # Only the baseline runs torch's dropout (language, fusion and decoder have some).
+        replaced = row['dropout_modules_replaced_by_nn_dropout']
+        assert (replaced > 0) if name == BASELINE else (replaced == 0), (name, replaced)
+    assert result['variants'][BASELINE]['speedup_over_baseline'] == 1.0
+    # Bad settings end with one clear line.
+    r = subprocess.run([f'{EXE_DIR}/hybrid-vla', 'bench-train', '--config', str(cfg),
+                        '--data', str(collected / 'bags'), '--steps', '0', '--out', str(out)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 2 and '--steps (0)' in r.stderr and 'Traceback' not in r.stderr
+
+
 def test_resume_continues_from_the_saved_step(collected):
     out = collected / 'run_resume'
     one = write_config(collected, 'resume1', epochs=1)
@@ -209,7 +235,7 @@ def test_init_from_starts_from_a_checkpoint_and_refuses_another_architecture(col
 def test_proprio_noise_blurs_the_input_but_not_the_targets(collected):
     from hybrid_vla_ros.data.torch_data import collate
     from hybrid_vla_ros.model.losses import hybrid_objective
-    from hybrid_vla_ros.training.trainer import _batch_to, proprio_noise_scale
+    from hybrid_vla_ros.training.trainer import prepare_batch, proprio_noise_scale
     cfg = load_train_config(write_config(collected, 'proprio_noise'))
     cfg.data.augment_proprio_noise = 0.5
     trainer = Trainer(cfg, [str(collected / 'bags')], collected / 'run_proprio_noise',
@@ -218,8 +244,8 @@ def test_proprio_noise_blurs_the_input_but_not_the_targets(collected):
     batch = collate([trainer.dataset.train[i] for i in range(len(trainer.dataset.train))])
     gen = torch.Generator().manual_seed(0)
     half = proprio_noise_scale(cfg.data, trainer.dataset.proprio_names)
-    noisy = _batch_to(batch, policy, None, 0, gen, training=True, proprio_scale=half)
-    clean = _batch_to(batch, policy, None, 0, gen, training=True, proprio_scale=None)
+    noisy = prepare_batch(batch, policy, None, 0, gen, training=True, proprio_scale=half)
+    clean = prepare_batch(batch, policy, None, 0, gen, training=True, proprio_scale=None)
     assert 'proprio_input' not in clean and torch.equal(noisy['proprio'], batch['proprio'])
     z = (noisy['proprio_input'] - batch['proprio']) / policy.proprio_std
     assert 0.4 < float(z.std()) < 0.6 and abs(float(z.mean())) < 0.1
@@ -227,12 +253,12 @@ def test_proprio_noise_blurs_the_input_but_not_the_targets(collected):
         a, b = hybrid_objective(policy, noisy), hybrid_objective(policy, clean)
     assert float(a['e2e']) != float(b['e2e'])        # the network saw the noisy copy
     assert float(a['proprio']) == float(b['proprio'])  # targets stay the clean values
-    validation = _batch_to(batch, policy, None, 0, gen, training=False, proprio_scale=half)
+    validation = prepare_batch(batch, policy, None, 0, gen, training=False, proprio_scale=half)
     assert 'proprio_input' not in validation
     # Noise on x and y only: z and the gripper stay exact.
     cfg.data.augment_proprio_fields = ['ee_pose.position.x', 'ee_pose.position.y']
     scale = proprio_noise_scale(cfg.data, trainer.dataset.proprio_names)
-    some = _batch_to(batch, policy, None, 0, gen, training=True, proprio_scale=scale)
+    some = prepare_batch(batch, policy, None, 0, gen, training=True, proprio_scale=scale)
     moved = (some['proprio_input'] != batch['proprio']).all(dim=0).tolist()
     assert moved == [True, True, False, False], trainer.dataset.proprio_names
     cfg.data.augment_proprio_fields = ['ee_pose.position.w']

@@ -20,6 +20,7 @@ import os
 import random
 import shutil
 import time
+from functools import partial
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
@@ -45,7 +46,7 @@ class TrainingError(RuntimeError):
     """Training stopped (e.g. a non-finite loss); the message says where and why."""
 
 
-class _Objective(nn.Module):
+class Objective(nn.Module):
     """The whole objective as one module, so DDP sees every parameter used in forward."""
 
     def __init__(self, policy):
@@ -54,6 +55,7 @@ class _Objective(nn.Module):
 
     def forward(self, batch: Dict[str, torch.Tensor], lambda_e2e: float,
                 lambda_modular: float) -> Dict[str, torch.Tensor]:
+        """Loss terms of `hybrid_objective` on a prepared batch; 'loss' is the total."""
         return hybrid_objective(self.policy, batch, lambda_e2e, lambda_modular)
 
 
@@ -215,9 +217,13 @@ def proprio_noise_scale(data_cfg, names: Sequence[str]) -> Optional[torch.Tensor
                         dtype=torch.float32)
 
 
-def _batch_to(batch: Dict, policy, language_cache: Optional[LanguageCache],
-              augment: int, generator: torch.Generator, training: bool,
-              proprio_scale: Optional[torch.Tensor] = None) -> Dict:
+def prepare_batch(batch: Dict, policy, language_cache: Optional[LanguageCache],
+                  augment: int, generator: torch.Generator, training: bool,
+                  proprio_scale: Optional[torch.Tensor] = None) -> Dict:
+    """A collated batch plus what the objective needs: token ids and mask, cached language
+    tokens when `language_cache` is given, and in training the random image shift of up
+    to `augment` pixels and the proprioception noise of `proprio_scale` (see
+    `proprio_noise`); validation batches (`training` False) stay unaugmented."""
     out = dict(batch)
     if training:
         out['images'] = shift_augment(batch['images'], augment, generator)
@@ -229,6 +235,38 @@ def _batch_to(batch: Dict, policy, language_cache: Optional[LanguageCache],
     if language_cache is not None:
         out['language_tokens'] = language_cache(batch['instruction'])
     return out
+
+
+def make_optimizer(params: List[nn.Parameter], optim_cfg, lr: float,
+                   fused: Optional[bool] = None) -> torch.optim.AdamW:
+    """AdamW over `params` with the config's weight decay and betas at learning rate `lr`.
+
+    `fused` None: the fused kernel wherever it exists (CPU and CUDA tensors); it halves the
+    optimizer's share of a CPU step of the default model (`hybrid-vla bench-train`).
+    """
+    if fused is None:
+        fused = all(p.device.type in ('cpu', 'cuda') for p in params)
+    return torch.optim.AdamW(params, lr=lr, weight_decay=optim_cfg.weight_decay,
+                             betas=tuple(optim_cfg.betas), fused=fused)
+
+
+def training_step(objective: nn.Module, optimizer, params: List[nn.Parameter], batch: Dict,
+                  stage: StageConfig, grad_clip: float,
+                  on_non_finite=None) -> Dict[str, torch.Tensor]:
+    """One optimisation step on a prepared batch (`prepare_batch`): forward through
+    `objective`, backward, clip the gradient norm of `params` to `grad_clip` (0: off),
+    step. Returns the loss terms. A non-finite loss calls `on_non_finite(terms)` before
+    anything is updated (the trainer raises there)."""
+    terms = objective(batch, stage.lambda_e2e, stage.lambda_modular)
+    loss = terms['loss']
+    if on_non_finite is not None and not torch.isfinite(loss):
+        on_non_finite(terms)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    optimizer.step()
+    return terms
 
 
 class Trainer:
@@ -321,13 +359,8 @@ class Trainer:
             raise ConfigError(f'stage {stage.name!r}: no trainable parameter in parts '
                               f'{stage.train}')
         cache = LanguageCache(self.policy) if LanguageCache.applies(self.policy) else None
-        objective = self.dist.wrap(_Objective(self.policy))
-        # The fused kernel halves the optimizer's share of a CPU step (14 -> 7 ms, default
-        # model, 2 threads); it exists for CPU and CUDA tensors only.
-        fused = all(p.device.type in ('cpu', 'cuda') for p in params)
-        optimizer = torch.optim.AdamW(params, lr=o.lr * stage.lr_scale,
-                                      weight_decay=o.weight_decay, betas=tuple(o.betas),
-                                      fused=fused)
+        objective = self.dist.wrap(Objective(self.policy))
+        optimizer = make_optimizer(params, o, o.lr * stage.lr_scale)
         sampler = self.dist.sampler(self.dataset.train, seed=o.seed)
         steps_per_epoch = len(self._loader(sampler, 0))
         if steps_per_epoch == 0:
@@ -368,18 +401,11 @@ class Trainer:
                                    o.schedule, o.min_lr_ratio)
                 for group in optimizer.param_groups:
                     group['lr'] = o.lr * stage.lr_scale * factor
-                b = _batch_to(batch, self.policy, cache, data_cfg.augment_shift,
-                              self.generator, training=True,
-                              proprio_scale=self.proprio_scale)
-                terms = objective(b, stage.lambda_e2e, stage.lambda_modular)
-                loss = terms['loss']
-                if not torch.isfinite(loss):
-                    self._non_finite(terms, batch)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if o.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(params, o.grad_clip)
-                optimizer.step()
+                b = prepare_batch(batch, self.policy, cache, data_cfg.augment_shift,
+                                  self.generator, training=True,
+                                  proprio_scale=self.proprio_scale)
+                terms = training_step(objective, optimizer, params, b, stage, o.grad_clip,
+                                      on_non_finite=partial(self._non_finite, batch=batch))
                 self.state['stage_step'] += 1
                 self.state['global_step'] += 1
                 samples += len(batch['instruction']) * self.dist.world_size
@@ -443,7 +469,7 @@ class Trainer:
         sums: Dict[str, float] = {}
         count = 0
         for batch in loader:
-            b = _batch_to(batch, self.policy, cache, 0, self.generator, training=False)
+            b = prepare_batch(batch, self.policy, cache, 0, self.generator, training=False)
             terms = hybrid_objective(self.policy, b, 1.0, stage.lambda_modular)
             n = len(batch['instruction'])
             for k, v in terms.items():
