@@ -81,7 +81,7 @@ bench-train: $(STAMP)
 	$(VENV)/bin/hybrid-vla collect --episodes 2 --seed 0 --out $(BENCH_TRAIN_DATA)
 	$(VENV)/bin/hybrid-vla bench-train --config config/train/default.yaml --data $(BENCH_TRAIN_DATA) --out bench/results/train_step.json
 
-# Reproduce the shipped default policy: collect, train, export, evaluate (about 80 minutes
+# Reproduce the shipped default policy: collect, train, export, evaluate (about 85 minutes
 # on a free 2-core machine). See scripts/train_default.sh and models/default/README.md.
 train-default: $(STAMP)
 	bash scripts/train_default.sh

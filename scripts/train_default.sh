@@ -2,8 +2,8 @@
 # Reproduce the shipped default policy (models/default) from scratch: collect the built-in
 # suite's demonstrations, train, copy the best checkpoint, export, evaluate closed loop.
 # `make train-default` runs this. About 11 min collection (two worker processes; 27 with
-# one) + 58 min training (with decoding the bags) + 11-13 min evaluation (50 episodes per
-# task and phrasing set, two worker processes; twice that with one): about 80 minutes on a
+# one) + 62 min training (with decoding the bags) + 11-13 min evaluation (50 episodes per
+# task and phrasing set, two worker processes; twice that with one): about 85 minutes on a
 # free 2-core machine.
 # Interrupted? Run it again: bags already recorded are skipped and the training resumes
 # from its last checkpoint.
