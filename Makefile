@@ -74,8 +74,8 @@ bench-ros: $(STAMP)
 	$(VENV)/bin/hybrid-vla bench-ros $(if $(wildcard $(CHECKPOINT)/config.yaml),--checkpoint $(CHECKPOINT),--config config/models/default.yaml) --out bench/results/ros_latency.json
 
 # Training-step samples/s of config/train/default.yaml, torch vs the package's dropout and
-# multi-tensor vs fused AdamW, same weights and batches, the variants taking turns (about 3
-# minutes). Its batches come from two episodes per task collected once into bench/data.
+# multi-tensor vs fused AdamW, same weights and batches, the variants taking turns (about a
+# minute with collection). Its batches come from two episodes per task collected once into bench/data.
 BENCH_TRAIN_DATA ?= bench/data/suite
 bench-train: $(STAMP)
 	$(VENV)/bin/hybrid-vla collect --episodes 2 --seed 0 --out $(BENCH_TRAIN_DATA)
