@@ -103,8 +103,11 @@ def run_benchmark(checkpoint, backends: Sequence[str], threads: Sequence[int],
 
 
 def write_results(doc: dict, out) -> Path:
-    """Write the benchmark JSON to `out` (parents created)."""
+    """Write a benchmark's JSON to `out` (parents created); an interrupted write leaves the
+    previous file, not half of a new one."""
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(doc, indent=2), encoding='utf-8')
+    tmp = path.with_name(path.name + '.tmp')
+    tmp.write_text(json.dumps(doc, indent=2), encoding='utf-8')
+    tmp.replace(path)
     return path

@@ -17,10 +17,7 @@ Variants (``VARIANTS``):
 from __future__ import annotations
 
 import copy
-import json
-import platform
 import time
-from pathlib import Path
 from typing import Dict, List, Sequence
 
 import numpy as np
@@ -29,11 +26,12 @@ from torch import nn
 
 from ..data.dataset import EpisodeDataset
 from ..data.torch_data import make_loader
+from ..inference.benchmark import machine_description
 from ..model.layers import Dropout
 from ..schema import ConfigError
 from .config import PARTS, StageConfig, load_train_config
 from .trainer import (LanguageCache, Objective, build_from_data, make_optimizer,
-                      prepare_batch, set_trainable, training_step)
+                      prepare_batch, proprio_noise_scale, set_trainable, training_step)
 
 # name -> (the package's Dropout, fused AdamW)
 VARIANTS: Dict[str, tuple] = {
@@ -59,7 +57,7 @@ def use_torch_dropout(module: nn.Module) -> int:
 class _Variant:
     """One variant's own copy of the policy, optimizer and augmentation generator."""
 
-    def __init__(self, name: str, policy, cfg, seed: int):
+    def __init__(self, name: str, policy, cfg, seed: int, proprio_scale):
         ours, fused = VARIANTS[name]
         self.name = name
         self.policy = copy.deepcopy(policy).train()
@@ -69,14 +67,15 @@ class _Variant:
         self.objective = Objective(self.policy)
         self.optimizer = make_optimizer(self.params, cfg.optim, cfg.optim.lr, fused=fused)
         self.generator = torch.Generator().manual_seed(seed)
-        self.step_seconds: List[float] = []
+        self.proprio_scale = proprio_scale
+        self.round_seconds: List[List[float]] = []   # per round, per timed step
         self.losses: List[float] = []
 
     def step(self, batch: Dict, cfg, stage: StageConfig) -> float:
         """One timed training step; returns its wall-clock seconds."""
         t0 = time.perf_counter()
         b = prepare_batch(batch, self.policy, self.cache, cfg.data.augment_shift,
-                          self.generator, training=True)
+                          self.generator, training=True, proprio_scale=self.proprio_scale)
         terms = training_step(self.objective, self.optimizer, self.params, b, stage,
                               cfg.optim.grad_clip)
         seconds = time.perf_counter() - t0
@@ -116,13 +115,14 @@ def bench_training_step(config, data: Sequence[str], steps: int = 20, rounds: in
     # The loop's strategy does not change a step's cost; time the hybrid loss (both terms).
     stage = StageConfig(name='bench', lambda_e2e=cfg.optim.lambda_e2e,
                         lambda_modular=cfg.optim.lambda_modular)
-    variants = [_Variant(name, policy, cfg, cfg.optim.seed) for name in VARIANTS]
+    proprio_scale = proprio_noise_scale(cfg.data, dataset.proprio_names)
+    variants = [_Variant(name, policy, cfg, cfg.optim.seed, proprio_scale)
+                for name in VARIANTS]
     bar = None
     if progress:
         from tqdm import tqdm
         bar = tqdm(total=len(variants) * (warmup + rounds * steps), desc='bench-train',
                    unit='step', dynamic_ncols=True)
-    per_round: Dict[str, List[float]] = {v.name: [] for v in variants}
     for v in variants:
         for batch in batches[:warmup]:
             v.step(batch, cfg, stage)
@@ -135,18 +135,19 @@ def bench_training_step(config, data: Sequence[str], steps: int = 20, rounds: in
                 times.append(v.step(batch, cfg, stage))
                 if bar is not None:
                     bar.update(1)
-            v.step_seconds += times
-            per_round[v.name].append(batch_size / float(np.median(times)))
+            v.round_seconds.append(times)
     if bar is not None:
         bar.close()
     results = {}
     for v in variants:
-        median = float(np.median(v.step_seconds))
+        seconds = [s for times in v.round_seconds for s in times]
+        median = float(np.median(seconds))
         results[v.name] = {
             'step_ms_p50': median * 1e3,
-            'step_ms_p90': float(np.percentile(v.step_seconds, 90)) * 1e3,
+            'step_ms_p90': float(np.percentile(seconds, 90)) * 1e3,
             'samples_per_s': batch_size / median,
-            'samples_per_s_per_round': per_round[v.name],
+            'samples_per_s_per_round': [batch_size / float(np.median(times))
+                                        for times in v.round_seconds],
             'dropout_modules_replaced_by_nn_dropout': v.dropouts_replaced,
             'first_loss': v.losses[0], 'last_loss': v.losses[-1],
         }
@@ -158,20 +159,9 @@ def bench_training_step(config, data: Sequence[str], steps: int = 20, rounds: in
         'control_steps': len(dataset.train), 'batch_size': batch_size, 'threads': threads,
         'steps_per_round': steps, 'rounds': rounds, 'warmup_steps': warmup,
         'baseline': BASELINE, 'variants': results,
-        'machine': {'platform': platform.platform(), 'processor': _cpu_name(),
-                    'torch': torch.__version__},
+        'machine': machine_description(), 'torch': torch.__version__,
         'date': time.strftime('%Y-%m-%d %H:%M:%S %Z'),
     }
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path('/proc/cpuinfo').read_text().splitlines():
-            if line.startswith('model name'):
-                return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or 'unknown'
 
 
 def format_table(result: Dict) -> str:
@@ -183,12 +173,3 @@ def format_table(result: Dict) -> str:
                      f'{rounds} | {r["speedup_over_baseline"]:.2f}x |')
     return '\n'.join(lines)
 
-
-def write_result(result: Dict, out) -> Path:
-    """Write `result` as JSON to `out` (parents created) atomically; return the path."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + '.tmp')
-    tmp.write_text(json.dumps(result, indent=2) + '\n', encoding='utf-8')
-    tmp.replace(out)
-    return out

@@ -61,11 +61,12 @@ def _bench_train_args(p) -> None:
          _bench_train_args)
 def bench_train(args) -> int:
     """Time the training step variants and write the JSON; prints a Markdown table."""
-    from .benchmark import bench_training_step, format_table, write_result
+    from ..inference.benchmark import write_results
+    from .benchmark import bench_training_step, format_table
     result = bench_training_step(args.config, args.data, steps=args.steps,
                                  rounds=args.rounds, warmup=args.warmup,
                                  threads=args.threads)
-    path = write_result(result, args.out)
+    path = write_results(result, args.out)
     print(format_table(result))
     print(f'{result["control_steps"]} control steps, batch {result["batch_size"]}, '
           f'{args.threads} threads; written to {path}')
