@@ -6,6 +6,8 @@ Suites (``tasks.SUITES``):
   drawer, window, faucet and door-lock scenes shared by opposite instructions, and a
   three-block pick-and-place scene where the instruction names the colour.
 - ``arm``: a 4-joint MuJoCo arm, joint position commands, reach the named coloured target.
+- ``mt50``: all 50 Meta-World v3 tasks under the published MT50 protocol (Meta-World's
+  randomized layouts, 500 steps, the ``corner2`` camera), grouped in difficulty tiers.
 
 Python API (what the collector, closed-loop evaluation and the simulated robot node use)::
 
@@ -34,6 +36,7 @@ from .tasks import (
     TaskSpec,
     check_start_jitter,
     get_task,
+    select_tasks,
     suite_names,
     task_names,
 )
@@ -48,7 +51,7 @@ _FROM_ENV = ('LINGER_STEPS', 'Command', 'EndEffectorCommand', 'JointCommand', 'O
 __all__ = [
     'DEFAULT_SUITE', 'LINGER_STEPS', 'SUITES', 'Command', 'EndEffectorCommand', 'JointCommand',
     'Observation', 'SimEnv', 'TaskError', 'TaskSpec', 'camera_names', 'get_task', 'make_env',
-    'suite_names', 'task_names',
+    'select_tasks', 'suite_names', 'task_names',
 ]
 
 
@@ -66,6 +69,8 @@ def camera_names(suite: str = DEFAULT_SUITE) -> Sequence[str]:
         raise TaskError(f'unknown suite {suite!r}; choose from {", ".join(suite_names_)}')
     if suite == 'metaworld':
         from .metaworld_suite import CAMERAS
+    elif suite == 'mt50':
+        from .mt50_suite import CAMERAS
     else:
         from .arm_suite import CAMERAS
     return CAMERAS
@@ -77,12 +82,13 @@ def make_env(suite: str = DEFAULT_SUITE, task: str = 'drawer-open', seed: int = 
     """Build the environment of one task.
 
     Args:
-        suite: ``metaworld`` or ``arm``.
+        suite: ``metaworld``, ``mt50`` or ``arm``.
         task: a task name of the suite (`task_names(suite)`); unknown names raise
             `TaskError` listing the valid ones.
         seed: seed of the first episode; `SimEnv.reset` takes another.
         image_size: int (square), (height, width) or ``'HxW'``; default 128x128.
-        cameras: camera names to render; default ``['front']``; ``[]`` renders nothing.
+        cameras: camera names to render; default ``['front']`` (mt50: ``['corner2']``);
+            ``[]`` renders nothing.
         start_jitter: metaworld only: the hand starts up to this many metres (uniform, per
             axis) away from its home pose, drawn from the episode's seed; 0 = always home.
 
@@ -95,5 +101,8 @@ def make_env(suite: str = DEFAULT_SUITE, task: str = 'drawer-open', seed: int = 
     if spec.suite == 'metaworld':
         from .metaworld_suite import MetaWorldEnv
         return MetaWorldEnv(spec, seed, image_size, cameras, start_jitter=start_jitter)
+    if spec.suite == 'mt50':
+        from .mt50_suite import MT50Env
+        return MT50Env(spec, seed, image_size, cameras)
     from .arm_suite import ArmEnv
     return ArmEnv(spec, seed, image_size, cameras)

@@ -40,7 +40,7 @@ from .env import SimEnv
 from .recorder import PARTIAL_DIR, EpisodeWriter
 from ..schema import ConfigError
 from ..worker_processes import describe_exit, job_queue, picklable, queued_jobs, watch_parent
-from .tasks import DEFAULT_SUITE, TaskError, get_task, task_names
+from .tasks import DEFAULT_SUITE, TaskError, select_tasks
 
 
 @dataclasses.dataclass
@@ -336,9 +336,7 @@ def collect(out_dir, suite: str = DEFAULT_SUITE, tasks: Optional[Sequence[str]] 
         raise ValueError(f'action_noise must be >= 0, got {action_noise}')
     if not 0.0 <= noise_correlation < 1.0:
         raise ValueError(f'noise_correlation must be in [0, 1), got {noise_correlation}')
-    names = list(tasks) if tasks else task_names(suite)
-    for name in names:
-        get_task(suite, name)  # fail on a bad name before anything runs
+    names = select_tasks(suite, tasks)  # fails on a bad name before anything runs
     unknown = [c for c in cameras or () if c not in camera_names(suite)]
     if unknown:
         raise TaskError(f'unknown camera(s) {", ".join(unknown)} for the {suite} suite; '

@@ -13,11 +13,12 @@ import argparse
 
 from ..cli import command
 from ..schema import ConfigError
-from .tasks import DEFAULT_SUITE, SUITES, TaskError, check_start_jitter
+from .tasks import DEFAULT_SUITE, MT50_TIERS, SUITES, TaskError, check_start_jitter
 
 
 def _collect_args(p: argparse.ArgumentParser) -> None:
-    listing = '; '.join(f'{suite}: {", ".join(tasks)}' for suite, tasks in SUITES.items())
+    listing = '; '.join(f'{suite}: {", ".join(tasks)}' for suite, tasks in SUITES.items()
+                        if suite != 'mt50')
     p.add_argument('--suite', default=DEFAULT_SUITE, choices=list(SUITES),
                    help=f'task suite (default {DEFAULT_SUITE})')
     p.add_argument('--episodes', type=int, required=True, help='episodes per task')
@@ -26,12 +27,14 @@ def _collect_args(p: argparse.ArgumentParser) -> None:
     p.add_argument('--out', required=True, help='output directory; one <task>_<seed>/ bag '
                    'per episode (existing episodes are kept and skipped)')
     p.add_argument('--tasks', nargs='+', metavar='TASK',
-                   help=f'tasks to record (default: every task of the suite). {listing}')
+                   help=f'tasks to record (default: every task of the suite). {listing}; '
+                   f'mt50: its 50 Meta-World task names or a tier ({", ".join(MT50_TIERS)})')
     p.add_argument('--image-size',
                    help="camera image size, N or HxW (default 128, or the --policy's)")
     p.add_argument('--cameras', nargs='+', metavar='CAMERA',
-                   help="cameras to record (default: front). metaworld: front, corner, "
-                        "corner2, corner3, corner4, topview, wrist; arm: front, top")
+                   help="cameras to record (default: front; mt50: corner2). metaworld: front, "
+                        "corner, corner2, corner3, corner4, topview, wrist; mt50: corner2, "
+                        "corner, corner3, corner4, topview, wrist; arm: front, top")
     p.add_argument('--no-compress', action='store_true',
                    help='write uncompressed MCAP (default: zstd chunk compression)')
     p.add_argument('--action-noise', type=float, default=0.0, metavar='SIGMA',

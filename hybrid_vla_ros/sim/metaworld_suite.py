@@ -174,20 +174,21 @@ class MetaWorldEnv(SimEnv):
 
     command_kind = 'end_effector'
     action_dim = 4
+    available_cameras: Tuple[str, ...] = CAMERAS
 
     def __init__(self, task: TaskSpec, seed: int = 0, image_size=128,
                  cameras: Optional[Sequence[str]] = None, start_jitter: float = 0.0) -> None:
         super().__init__(task, seed, image_size, cameras)
-        check_start_jitter('metaworld', start_jitter)
+        check_start_jitter(task.suite, start_jitter)
         self.start_jitter = float(start_jitter)
-        unknown = [c for c in self.cameras if c not in CAMERAS]
+        unknown = [c for c in self.cameras if c not in self.available_cameras]
         if unknown:
-            raise TaskError(f'unknown camera(s) {", ".join(unknown)} for the metaworld suite; '
-                            f'choose from {", ".join(CAMERAS)}')
+            raise TaskError(f'unknown camera(s) {", ".join(unknown)} for the {task.suite} '
+                            f'suite; choose from {", ".join(self.available_cameras)}')
         from metaworld.policies import ENV_POLICY_MAP
-        self.scene = SCENES[task.scene]
+        self.scene = SCENES.get(task.scene)
         env_name = task.params['env']
-        env = _env_class(env_name, task.scene)()
+        env = self._make_meta_world_env(env_name, task)
         # Goal position in the observation (the experts read it); our layouts, not theirs.
         env._partially_observable = False
         del env.sawyer_observation_space  # cached for the partially observable setting
@@ -205,6 +206,10 @@ class MetaWorldEnv(SimEnv):
         self._mw_success = False
         self._rest = self._rest_pose()
         self._hand_home = np.array(env.hand_init_pos, dtype=np.float64)
+
+    def _make_meta_world_env(self, env_name: str, task: TaskSpec):
+        """Meta-World's environment of `env_name`, built with this suite's scene model."""
+        return _env_class(env_name, task.scene)()
 
     def _rest_pose(self) -> Tuple[np.ndarray, ...]:
         """Arm state after Meta-World's hand reset: (qpos, qvel) of the 9 arm and finger

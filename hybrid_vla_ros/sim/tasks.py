@@ -1,12 +1,15 @@
 """The built-in task suites: names, scenes, instructions and episode limits (data only).
 
-Two suites:
+Three suites:
 
 - ``metaworld``: end-effector control of Meta-World's Sawyer (action ``[vx, vy, vz, grip]``).
   Tasks that share a ``scene`` start from the same randomized layout *and* state for a seed,
   so only the instruction tells them apart (drawer open/close, window open/close, faucet
   on/off, door lock/unlock, and pick-and-place of one of three same-shaped coloured blocks).
 - ``arm``: joint-position control of a 4-joint MuJoCo arm that reaches a coloured target.
+- ``mt50``: all 50 Meta-World v3 tasks under the published MT50 protocol (Meta-World's own
+  layouts and start states drawn from the episode seed, 500 steps, the corner camera); the
+  tasks are grouped in the four difficulty tiers of the published tables (`MT50_TIERS`).
 
 This module imports nothing heavy, so task names and instructions can be listed without
 MuJoCo; the simulators live in `metaworld_suite` and `arm_suite`.
@@ -19,6 +22,7 @@ from typing import Dict, List, Mapping, Optional, Tuple
 
 from ..schema import ConfigError
 from . import instructions as _text
+from .mt50_instructions import MT50 as _MT50_TEXT
 
 DEFAULT_SUITE = 'metaworld'
 COLOURS: Tuple[str, ...] = ('red', 'green', 'blue')
@@ -100,6 +104,63 @@ def _metaworld_tasks() -> List[TaskSpec]:
     return tasks
 
 
+# The difficulty tiers of the published MT50 tables (Seo et al. grouping, as used by the
+# SmolVLA and Evo-1 papers); papers report the mean of the four tier means.
+MT50_TIERS: Dict[str, Tuple[str, ...]] = {
+    'easy': (
+        'button-press', 'button-press-topdown', 'button-press-topdown-wall',
+        'button-press-wall', 'coffee-button', 'dial-turn', 'door-close', 'door-lock',
+        'door-open', 'door-unlock', 'drawer-close', 'drawer-open', 'faucet-close',
+        'faucet-open', 'handle-press', 'handle-press-side', 'handle-pull', 'handle-pull-side',
+        'lever-pull', 'plate-slide', 'plate-slide-back', 'plate-slide-back-side',
+        'plate-slide-side', 'reach', 'reach-wall', 'window-close', 'window-open',
+        'peg-unplug-side'),
+    'medium': (
+        'basketball', 'bin-picking', 'box-close', 'coffee-pull', 'coffee-push', 'hammer',
+        'peg-insert-side', 'push-wall', 'soccer', 'sweep', 'sweep-into'),
+    'hard': ('assembly', 'hand-insert', 'pick-out-of-hole', 'pick-place', 'push', 'push-back'),
+    'very-hard': ('shelf-place', 'disassemble', 'stick-pull', 'stick-push', 'pick-place-wall'),
+}
+# Meta-World's episode length (max_path_length): success counts at any step before it.
+MT50_MAX_STEPS = 500
+# Tasks whose Meta-World environments load the same model file (their scene); the rest
+# have a scene of their own. Meta-World starts them in different states (a drawer open
+# or shut), so unlike the metaworld suite's pairs the first picture may differ.
+_MT50_SHARED = {
+    'assembly-peg': ('assembly', 'disassemble'),
+    'coffee': ('coffee-button', 'coffee-pull', 'coffee-push'),
+    'door': ('door-open', 'door-close'),
+    'door-lock': ('door-lock', 'door-unlock'),
+    'drawer': ('drawer-open', 'drawer-close'),
+    'faucet': ('faucet-open', 'faucet-close'),
+    'handle': ('handle-press', 'handle-pull'),
+    'handle-side': ('handle-press-side', 'handle-pull-side'),
+    'plate-slide': ('plate-slide', 'plate-slide-back'),
+    'plate-slide-side': ('plate-slide-side', 'plate-slide-back-side'),
+    'stick': ('stick-push', 'stick-pull'),
+    'table-with-hole': ('hand-insert', 'sweep-into'),
+    'window': ('window-open', 'window-close'),
+}
+MT50_SCENES: Dict[str, str] = {task: scene for scene, tasks in _MT50_SHARED.items()
+                               for task in tasks}
+
+
+def mt50_tier(task: str) -> str:
+    """The difficulty tier (`MT50_TIERS` key) of an mt50 task name."""
+    for tier, names in MT50_TIERS.items():
+        if task in names:
+            return tier
+    raise TaskError(f'unknown mt50 task {task!r}; choose from {", ".join(_MT50_TEXT)}')
+
+
+def _mt50_tasks() -> List[TaskSpec]:
+    # Tier order, then the published order inside a tier.
+    names = [name for tier in MT50_TIERS.values() for name in tier]
+    return [TaskSpec(name, 'mt50', MT50_SCENES.get(name, name), *_MT50_TEXT[name],
+                     MT50_MAX_STEPS, {'env': f'{name}-v3'})
+            for name in names]
+
+
 def _arm_tasks() -> List[TaskSpec]:
     return [TaskSpec(f'reach-{c}', 'arm', 'targets', *_text.colour_phrasings(_text.REACH, c),
                      80, {'colour': c})
@@ -109,6 +170,7 @@ def _arm_tasks() -> List[TaskSpec]:
 SUITES: Dict[str, Dict[str, TaskSpec]] = {
     'metaworld': {t.name: t for t in _metaworld_tasks()},
     'arm': {t.name: t for t in _arm_tasks()},
+    'mt50': {t.name: t for t in _mt50_tasks()},
 }
 
 
@@ -120,6 +182,28 @@ def suite_names() -> List[str]:
 def task_names(suite: str = DEFAULT_SUITE) -> List[str]:
     """The task names of `suite`, in definition order."""
     return list(_suite(suite))
+
+
+def select_tasks(suite: str, names) -> List[str]:
+    """Task names of `suite` from a list of task names and, on mt50, tier names (``easy``,
+    ``medium``, ``hard``, ``very-hard``) that stand for their tasks; None or empty = all.
+    Unknown names raise `TaskError` listing the valid ones (and the tiers)."""
+    tasks = _suite(suite)
+    if not names:
+        return list(tasks)
+    tiers = MT50_TIERS if suite == 'mt50' else {}
+    selected: List[str] = []
+    for name in names:
+        if name in tiers:
+            selected += [t for t in tiers[name] if t not in selected]
+        elif name in tasks:
+            if name not in selected:
+                selected.append(name)
+        else:
+            also = f'; or a tier: {", ".join(tiers)}' if tiers else ''
+            raise TaskError(f'unknown {suite} task {name!r}; choose from '
+                            f'{", ".join(tasks)}{also}')
+    return selected
 
 
 def get_task(suite: str, name: str) -> TaskSpec:

@@ -93,6 +93,9 @@ class OptimConfig:
     finetune_lr_scale: float = spec(0.1, minimum=0.0, doc='staged preset: stage 3 lr scale')
     log_every: int = spec(20, minimum=1, doc='steps between metric records')
     threads: int = spec(0, minimum=0, doc='torch intra-op threads (0 = all cores)')
+    checkpoint_every: int = spec(0, minimum=0, doc='steps between saves of last/ inside an '
+                                 'epoch (0 = at epoch ends only); with long epochs an '
+                                 'interrupted run resumes from the latest save')
     init_from: Optional[str] = spec(None, doc='checkpoint directory whose weights and '
                                     'normalization start this run (fine-tuning); its '
                                     'architecture and spec must match the model section')

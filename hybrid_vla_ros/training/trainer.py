@@ -3,7 +3,8 @@ NaN guard, metrics, and DDP when launched under ``torchrun``.
 
 Output directory layout::
 
-    OUT/last/        checkpoint after the latest finished epoch (+ training_state.pt)
+    OUT/last/        checkpoint after the latest finished epoch, or the latest
+                     ``optim.checkpoint_every`` save inside one (+ training_state.pt)
     OUT/best/        checkpoint with the lowest validation L_e2e so far
     OUT/metrics.jsonl one JSON record per logged step, per validation and per stage end
     OUT/train_config.yaml the resolved training configuration
@@ -419,6 +420,10 @@ class Trainer:
                                   'step': self.state['global_step'],
                                   'lr': optimizer.param_groups[0]['lr'],
                                   'samples_per_s': rate, **values})
+                if (o.checkpoint_every and self.dist.is_main
+                        and self.state['stage_step'] % o.checkpoint_every == 0
+                        and self.state['stage_step'] < total):
+                    self._save('last', optimizer)
             epoch += 1
             self.state['epoch_in_stage'] = epoch
             self._end_of_epoch(stage, optimizer, cache)
@@ -519,7 +524,8 @@ def _without_runtime(section, key):
     """A config section minus keys that may change between a run and its resume."""
     if not isinstance(section, dict):
         return section
-    drop = {'data': ('num_workers', 'cache_dir'), 'optim': ('threads', 'log_every')}.get(key, ())
+    drop = {'data': ('num_workers', 'cache_dir'),
+            'optim': ('threads', 'log_every', 'checkpoint_every')}.get(key, ())
     return {k: v for k, v in section.items() if k not in drop}
 
 
