@@ -1,6 +1,6 @@
 # hybrid_vla_ros developer entry points. Every target creates and fills .venv when needed.
 #   make test    lint + the test suite (what CI runs)
-#   make lint    ruff only
+#   make lint    ruff + the import contract (.importlinter, docs/architecture.md)
 #   make venv    just the virtualenv (no-op when up to date)
 #   make demo    the simulated robot + the three ROS 2 nodes with the shipped default policy
 #   make bench   benchmarks (bench-ros: camera -> command latency of the running graph;
@@ -40,6 +40,7 @@ $(STAMP): requirements.txt requirements-dev.txt setup.py package.xml
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check hybrid_vla_ros test scripts setup.py
+	$(VENV)/bin/lint-imports --no-cache
 
 test: lint
 	$(PY) -m pytest -q test

@@ -46,7 +46,7 @@ setup(
             'perception_node = hybrid_vla_ros.ros.perception_node:main',
             'instruction_node = hybrid_vla_ros.ros.instruction_node:main',
             'policy_node = hybrid_vla_ros.ros.policy_node:main',
-            'sim_robot_node = hybrid_vla_ros.ros.sim_robot_node:main',
+            'sim_robot_node = hybrid_vla_ros.ros.tools.sim_robot_node:main',
         ],
     },
 )

@@ -1,39 +1,30 @@
 """The ``hybrid-vla`` command line: one entry point, one sub-command per job.
 
-Each sub-command is a function registered with `command`; it gets the parsed arguments and
-returns an exit code. Configuration and input errors (`ConfigError`, `FileNotFoundError`)
-are printed as one clear line, never as a traceback.
+Each sub-command is a function registered with `command_registry.command`; it gets the
+parsed arguments and returns an exit code. Configuration and input errors (`ConfigError`,
+`FileNotFoundError`) are printed as one clear line, never as a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import Callable, List, Optional
+from typing import List, Optional
 
+from .command_registry import COMMANDS, command
 from .schema import ConfigError
 
-_COMMANDS = []
-
-# Modules whose import registers more sub-commands (each owns the commands of its layer).
-COMMAND_MODULES: List[str] = [
-    'hybrid_vla_ros.export.commands',
-    'hybrid_vla_ros.inference.commands',
-    'hybrid_vla_ros.training.commands',
-    'hybrid_vla_ros.evaluation.commands',
-    'hybrid_vla_ros.data.commands',
-    'hybrid_vla_ros.sim.commands',
-    'hybrid_vla_ros.ros.commands',
-    'hybrid_vla_ros.ros.bag_commands',
-]
-
-
-def command(name: str, help_text: str, arguments: Callable[[argparse.ArgumentParser], None]):
-    """Register a sub-command: `arguments` adds its options, the decorated function runs it."""
-    def decorate(fn):
-        _COMMANDS.append((name, help_text, arguments, fn))
-        return fn
-    return decorate
+# Each layer's commands module registers its sub-commands on import (`command_registry`);
+# listed here, in the order `hybrid-vla --help` shows them. Their module-level imports are
+# light: torch, onnxruntime and rclpy load inside the command that needs them.
+from .export import commands as _export_commands  # noqa: E402,F401
+from .benchmark import commands as _benchmark_commands  # noqa: E402,F401
+from .training import commands as _training_commands  # noqa: E402,F401
+from .evaluation import commands as _evaluation_commands  # noqa: E402,F401
+from .data import commands as _data_commands  # noqa: E402,F401
+from .sim import commands as _sim_commands  # noqa: E402,F401
+from .ros.tools import commands as _ros_commands  # noqa: E402,F401
+from .ros.tools import bag_commands as _bag_commands  # noqa: E402,F401
 
 
 def _model_info_args(p: argparse.ArgumentParser) -> None:
@@ -75,17 +66,14 @@ def model_info(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every registered sub-command."""
-    import importlib
-    for module in COMMAND_MODULES:
-        importlib.import_module(module)
     parser = argparse.ArgumentParser(
         prog='hybrid-vla', description='Hybrid vision-language-action policies for ROS 2.')
     sub = parser.add_subparsers(dest='command', metavar='COMMAND')
     sub.required = True
-    for name, help_text, arguments, fn in _COMMANDS:
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        arguments(p)
-        p.set_defaults(run=fn)
+    for cmd in COMMANDS:
+        p = sub.add_parser(cmd.name, help=cmd.help_text, description=cmd.help_text)
+        cmd.arguments(p)
+        p.set_defaults(run=cmd.run)
     return parser
 
 
@@ -103,7 +91,5 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == '__main__':
-    # `python -m hybrid_vla_ros.cli` (e.g. under torchrun): run the imported module's main so
-    # that sub-commands register on the same module object.
-    from hybrid_vla_ros.cli import main as _main
-    sys.exit(_main())
+    # `python -m hybrid_vla_ros.cli` (e.g. under torchrun).
+    sys.exit(main())

@@ -68,3 +68,90 @@ def queued_jobs(jobs, idle: Callable[[], None]) -> Iterator:
         if item is None:
             return
         yield item
+
+
+class WorkerDied(RuntimeError):
+    """A worker process ended without reporting (killed by a signal, e.g. the out-of-memory
+    killer, or crashed inside native code)."""
+
+
+def run_in_processes(target: Callable, args: tuple, items: Iterable, workers: int,
+                     handle: Callable[[tuple], None], name: str,
+                     died: Callable[[int, Optional[int], Optional[str]], BaseException],
+                     poll: Optional[Callable[[], None]] = None,
+                     graceful_stop: float = 0.0) -> None:
+    """Run `items` through `workers` spawned processes and pass their events to `handle`.
+
+    Each process runs ``target(*args, jobs, events, stop)``: it takes items from `jobs`
+    with `queued_jobs` and posts tuples on `events` — ``('start', pid, what)`` when it takes
+    an item (named in the death message), ``('error', exception)`` to fail the run (the
+    exception is re-raised here), ``('exit',)`` when its queue is empty, ``('stopped',)``
+    when it honoured `stop`, and any other event for `handle`. `poll()` (optional) runs
+    twice a second and may raise (a Ctrl-C request) to stop the run.
+
+    When anything raises here (Ctrl-C included): with `graceful_stop` > 0 the workers are
+    asked to stop (`stop` set) and get that many seconds, and events they post meanwhile
+    still reach `handle` (work finished during the stop is kept); the rest are terminated;
+    then the exception propagates. A worker that ends without ``exit`` raises
+    ``died(pid, exitcode, what)``.
+
+    Own processes rather than multiprocessing.Pool: a Pool silently replaces a killed
+    worker and waits for its task forever. Spawned, not forked: MuJoCo's GL context and
+    onnxruntime's threads do not survive a fork.
+    """
+    import multiprocessing as mp
+    import time
+    ctx = mp.get_context('spawn')
+    jobs, events, stop = job_queue(ctx, items, workers), ctx.Queue(), ctx.Event()
+    procs = [ctx.Process(target=target, name=f'{name}-worker-{i}', daemon=True,
+                         args=(*args, jobs, events, stop))
+             for i in range(workers)]
+    running: dict = {}
+    ended = 0
+
+    def dispatch(event) -> None:
+        if event[0] == 'start':
+            running[event[1]] = event[2]
+        elif event[0] == 'error':
+            raise event[1]
+        elif event[0] not in ('exit', 'stopped'):
+            handle(event)
+
+    try:
+        for p in procs:
+            p.start()
+        while ended < workers:
+            if poll is not None:
+                poll()
+            try:
+                event = events.get(timeout=0.5)
+            except queue.Empty:
+                for p in procs:
+                    if p.exitcode not in (None, 0):
+                        raise died(p.pid, p.exitcode, running.get(p.pid)) from None
+                if all(p.exitcode is not None for p in procs):
+                    raise died(procs[0].pid, 0, None) from None
+                continue
+            if event[0] in ('exit', 'stopped'):
+                ended += 1
+            dispatch(event)
+    except BaseException:
+        stop.set()
+        if graceful_stop > 0:
+            deadline = time.monotonic() + graceful_stop
+            for p in procs:
+                p.join(timeout=max(0.0, deadline - time.monotonic()))
+            while True:  # work that finished while the workers were being stopped
+                try:
+                    event = events.get(timeout=0.1)
+                except queue.Empty:
+                    break
+                if event[0] not in ('start', 'error', 'exit', 'stopped'):
+                    handle(event)
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+        raise
+    finally:
+        for p in procs:
+            p.join(timeout=10)

@@ -5,11 +5,11 @@
 
 Arguments: checkpoint, params_file, backend, command_mode, autostart, dry_run, namespace,
 camera_remaps, remaps, task, sim_mode. The node set, parameter files and overrides come from
-hybrid_vla_ros.ros.nodeset, the declaration ``hybrid-vla bringup sim`` uses too.
+hybrid_vla_ros.ros.tools.nodeset, the declaration ``hybrid-vla bringup sim`` uses too.
 """
 
 
 def generate_launch_description():
     """The launch description of the ``sim`` node set."""
-    from hybrid_vla_ros.ros.launch_support import launch_description
+    from hybrid_vla_ros.ros.tools.launch_support import launch_description
     return launch_description('sim')

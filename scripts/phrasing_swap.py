@@ -37,9 +37,9 @@ def main() -> None:
     from phrasing_report import sentence_embeddings
 
     from hybrid_vla_ros.evaluation.closed_loop import run_episode
-    from hybrid_vla_ros.evaluation.policy_runner import PolicyRunner
     from hybrid_vla_ros.inference import load_backend
     from hybrid_vla_ros.sim import make_env
+    from hybrid_vla_ros.sim.policy_step import sim_controller
     from hybrid_vla_ros.sim.tasks import get_task
 
     tasks = list(args.pair)
@@ -47,7 +47,7 @@ def main() -> None:
     texts = [p for t in tasks for p in phrasings[t]]
     emb = dict(zip(texts, sentence_embeddings(texts), strict=True))
     backend = load_backend(args.checkpoint, 'onnxruntime', threads=1)
-    runner = PolicyRunner(backend, mode='replan', replan_every=4)
+    runner = sim_controller(backend, 'metaworld')   # replan every 4, the robot's limits
     size = (backend.spec.cameras[0]['height'], backend.spec.cameras[0]['width'])
     print(f'{args.checkpoint}: {args.episodes} episodes per cell, seeds 1000-'
           f'{999 + args.episodes}')

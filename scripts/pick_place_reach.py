@@ -31,12 +31,13 @@ def main() -> None:
     parser.add_argument('--scheduler', default='replan', help='replan | ensemble')
     parser.add_argument('--replan-every', type=int, default=4, help='ticks between chunks')
     args = parser.parse_args()
-    from hybrid_vla_ros.evaluation.closed_loop import vector_to_command
-    from hybrid_vla_ros.evaluation.policy_runner import PolicyRunner
     from hybrid_vla_ros.inference import load_backend
+    from hybrid_vla_ros.inference.control import ControlSettings
     from hybrid_vla_ros.sim import make_env
+    from hybrid_vla_ros.sim.policy_step import sim_controller
     backend = load_backend(args.checkpoint, args.backend, threads=1)
-    runner = PolicyRunner(backend, mode=args.scheduler, replan_every=args.replan_every)
+    runner = sim_controller(backend, 'metaworld',
+                            ControlSettings(args.scheduler, args.replan_every))
     size = (backend.spec.cameras[0]['height'], backend.spec.cameras[0]['width'])
     rows = []
     for colour in ('red', 'green', 'blue'):
@@ -45,7 +46,7 @@ def main() -> None:
         for i in range(args.episodes):
             obs = env.reset(1000 + i)
             runner.reset(env.instruction(i % len(env.task.instructions)))
-            rows.append(run_episode(env, runner, obs, vector_to_command))
+            rows.append(run_episode(env, runner, obs))
         env.close()
     d = np.array([r['closest'] for r in rows]) * 100
     g = np.array([r['grasp_target'] for r in rows]) * 100
@@ -59,10 +60,12 @@ def main() -> None:
           f'{np.mean([r["success"] for r in rows]):.0%}')
 
 
-def run_episode(env, runner, obs, vector_to_command) -> dict:
-    """One closed-loop episode -> closest xy approach to the target block (m), the hand's xy
-    distance to the target and whether it was nearer the target than the other blocks when
-    the gripper first closed, whether the target was lifted 3 cm, success."""
+def run_episode(env, runner, obs) -> dict:
+    """One closed-loop episode (the robot's control path) -> closest xy approach to the
+    target block (m), the hand's xy distance to the target and whether it was nearer the
+    target than the other blocks when the gripper first closed, whether the target was
+    lifted 3 cm, success."""
+    from hybrid_vla_ros.sim.policy_step import policy_env_action
     # obs.state is Meta-World's observation: hand xyz [0:3], target block xyz [4:7]; the
     # two other blocks are the scene's d1/d2 objects.
     model, data = env.mw.model, env.mw.data
@@ -76,10 +79,10 @@ def run_episode(env, runner, obs, vector_to_command) -> dict:
         state = obs.state
         closest = min(closest, float(np.linalg.norm(state[0:2] - state[4:6])))
         lifted |= bool(state[6] > start_z + 0.03)
-        vector = runner.act(obs.images, obs.proprio)
-        if grasp is None and vector[3] > 0.5:
+        action, result = policy_env_action(env, runner, obs)
+        if grasp is None and result.action is not None and result.action[3] > 0.5:
             grasp = state[0:2].copy()
-        obs, _, done = env.step(env.command_to_action(vector_to_command(env, vector)))
+        obs, _, done = env.step(action)
         if done:
             break
     grasp = obs.state[0:2].copy() if grasp is None else grasp

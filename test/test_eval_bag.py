@@ -13,7 +13,7 @@ import yaml
 
 from conftest import REPO
 from test_data_bags import PERIOD_NS, T0_NS, TS, BagWriter, _header, frame_rgb, image_msg
-from test_ros_support import HYBRID_VLA, IMAGE_SIZE, tiny_checkpoint
+from ros_support import HYBRID_VLA, IMAGE_SIZE, tiny_checkpoint
 
 PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
 
@@ -220,3 +220,20 @@ def test_checkpoint_without_a_topic_map_asks_for_one(checkpoint, collected, tmp_
                  tmp_path / 'out')
     assert r.returncode == 2 and '--topic-map' in r.stderr
     assert 'Traceback' not in r.stderr
+
+
+def test_eval_bag_on_onnxruntime_needs_no_torch(checkpoint, collected, tmp_path):
+    """What a robot without torch can run: the same scoring, torch and transformers
+    unimportable (test_layers.BLOCKED)."""
+    import sys
+
+    from test_layers import BLOCKED
+    out = tmp_path / 'no_torch'
+    r = subprocess.run([sys.executable, '-c', BLOCKED, 'eval-bag', '--checkpoint',
+                        str(checkpoint), '--bags', str(collected / 'bags'), '--out', str(out),
+                        '--topic-map', str(collected / 'map.yaml')],
+                       capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    doc = json.loads((out / 'eval_bag.json').read_text())
+    assert len(doc['episodes']) == 2
+    assert np.isfinite(doc['overall']['summary']['next_action_mae_normalized'])

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from conftest import REPO
-from test_ros_support import HYBRID_VLA, IMAGE_SIZE, ros_env, tiny_checkpoint
+from ros_support import HYBRID_VLA, IMAGE_SIZE, ros_env, tiny_checkpoint
 
 pytestmark = pytest.mark.ros
 

@@ -13,7 +13,7 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
 from conftest import REPO
-from test_ros_support import HYBRID_VLA, NodeProcess, ros_env
+from ros_support import HYBRID_VLA, NodeProcess, ros_env
 
 pytestmark = pytest.mark.ros
 collect = pytest.importorskip('hybrid_vla_ros.sim.collect', reason='simulator not available')
@@ -221,8 +221,8 @@ def test_record_refuses_an_existing_non_empty_directory(tmp_path):
 
 
 def test_definitions_for_types_outside_the_rosbags_store_match_the_wire_hash():
-    from hybrid_vla_ros.ros.bag_player import parse_remaps
-    from hybrid_vla_ros.ros.bag_recorder import register_from_class
+    from hybrid_vla_ros.ros.tools.bag_player import parse_remaps
+    from hybrid_vla_ros.ros.tools.bag_recorder import register_from_class
     from hybrid_vla_ros.schema import ConfigError
     reference = get_typestore(Stores.ROS2_KILTED)
     for msgtype in ('trajectory_msgs/msg/JointTrajectory', 'sensor_msgs/msg/Image',

@@ -13,7 +13,7 @@ import yaml
 
 from conftest import REPO
 
-from hybrid_vla_ros.ros import nodeset
+from hybrid_vla_ros.ros.tools import nodeset
 
 LAUNCH_FILES = {'robot': 'launch/hybrid_vla.launch.py', 'sim': 'launch/sim_demo.launch.py'}
 
@@ -154,11 +154,12 @@ def test_bad_arguments_are_one_clear_line():
 
 
 def test_parameter_files_load_and_only_set_declared_parameters():
-    from hybrid_vla_ros.ros import (instruction_node, perception_node, policy_node,
-                                    sim_robot_node)
-    declared = {'perception': perception_node.PARAMS, 'instruction': instruction_node.PARAMS,
-                'policy': policy_node.PARAMS, 'sim_robot': sim_robot_node.PARAMS}
-    for name in ('robot.yaml', 'sim_demo.yaml', 'sim_arm.yaml'):
+    from hybrid_vla_ros.ros import parameters
+    from hybrid_vla_ros.ros.tools.sim_parameters import SIM_ROBOT_PARAMS
+    declared = {'perception': parameters.PERCEPTION_PARAMS,
+                'instruction': parameters.INSTRUCTION_PARAMS,
+                'policy': parameters.POLICY_PARAMS, 'sim_robot': SIM_ROBOT_PARAMS}
+    for name in ('robot.yaml', 'sim_demo.yaml', 'sim_arm.yaml', 'sim_mt50.yaml'):
         doc = yaml.safe_load(open(os.path.join(REPO, 'config', 'ros', name)))
         for key, section in doc.items():
             params = _flatten(section['ros__parameters'])
@@ -179,11 +180,12 @@ def _flatten(d, prefix=''):
 
 
 def test_docs_name_every_parameter_argument_and_service():
-    from hybrid_vla_ros.ros import (instruction_node, perception_node, policy_node,
-                                    sim_robot_node)
+    from hybrid_vla_ros.ros import parameters
+    from hybrid_vla_ros.ros.tools.sim_parameters import SIM_ROBOT_PARAMS
     text = open(os.path.join(REPO, 'docs', 'ros.md'), encoding='utf-8').read()
-    for module in (perception_node, instruction_node, policy_node, sim_robot_node):
-        for spec in module.PARAMS:
+    for specs in (parameters.PERCEPTION_PARAMS, parameters.INSTRUCTION_PARAMS,
+                  parameters.POLICY_PARAMS, SIM_ROBOT_PARAMS):
+        for spec in specs:
             assert f'`{spec.name}`' in text, f'docs/ros.md lacks parameter {spec.name}'
     for arg in nodeset.ARGUMENTS:
         assert f'`{arg.name}`' in text, f'docs/ros.md lacks launch argument {arg.name}'

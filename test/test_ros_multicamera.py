@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from test_ros_support import NodeProcess, write_params
+from ros_support import NodeProcess, write_params
 
 pytestmark = pytest.mark.ros
 

@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 
-from test_ros_support import (HYBRID_VLA, IMAGE_SIZE, FakeRobot, NodeProcess, ros_env,
+from ros_support import (HYBRID_VLA, IMAGE_SIZE, FakeRobot, NodeProcess, ros_env,
                               tiny_checkpoint, write_params)
 
 pytestmark = pytest.mark.ros
@@ -26,7 +26,7 @@ class Graph:
     """The running nodes, the fake robot and the user-side driver."""
 
     def __init__(self, checkpoint, logs, params):
-        from hybrid_vla_ros.ros.driver import GraphDriver
+        from hybrid_vla_ros.ros.tools.driver import GraphDriver
         self.checkpoint, self.logs, self.params = checkpoint, logs, params
         self.procs = {}
         self.robot = self.driver = None
@@ -298,7 +298,7 @@ def test_killing_perception_holds_within_max_age_and_restart_resumes(graph):
 
 
 def test_missing_or_mismatched_checkpoint_is_reported_not_fatal(graph, tmp_path):
-    from hybrid_vla_ros.ros.driver import GraphDriver
+    from hybrid_vla_ros.ros.tools.driver import GraphDriver
     mismatched = tmp_path / 'mismatched'
     shutil.copytree(graph.checkpoint, mismatched)
     cfg = mismatched / 'config.yaml'

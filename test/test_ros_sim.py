@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from test_ros_support import HYBRID_VLA, IMAGE_SIZE, NodeProcess, tiny_checkpoint
+from ros_support import HYBRID_VLA, IMAGE_SIZE, NodeProcess, tiny_checkpoint
 
 pytestmark = pytest.mark.ros
 
@@ -38,8 +38,8 @@ class _Alive:
 @contextlib.contextmanager
 def _running(tmp_path, checkpoint, *extra, timeout=90):
     """Bringup + a driver, ready; bringup is always stopped (by its pid) on the way out."""
-    from hybrid_vla_ros.ros.demo import wait_ready
-    from hybrid_vla_ros.ros.driver import GraphDriver
+    from hybrid_vla_ros.ros.tools.demo import wait_ready
+    from hybrid_vla_ros.ros.tools.driver import GraphDriver
     bringup = _bringup(tmp_path, checkpoint, *extra)
     driver = None
     try:
@@ -62,7 +62,7 @@ def _stop_cleanly(bringup, tmp_path):
 
 
 def _episode(driver, task, seed, text, max_steps):
-    from hybrid_vla_ros.ros.demo import run_episode
+    from hybrid_vla_ros.ros.tools.demo import run_episode
     return run_episode(driver, task, seed, text, max_steps)
 
 

@@ -234,9 +234,9 @@ def test_instruction_checks(checker, text, ok, level, words):
 K, A = 4, 3
 
 
-def _loop(core, **kw):
-    from hybrid_vla_ros.ros.control_loop import ControlLoop
-    return ControlLoop(core, K, **kw)
+def _loop(core, safety=None, **kw):
+    from hybrid_vla_ros.inference.control import ControlLoop, ControlSettings
+    return ControlLoop(core, K, ControlSettings(**kw), safety)
 
 
 def _chunk_core(calls):
@@ -250,12 +250,27 @@ def _chunk_core(calls):
 
 
 def _inp(tick):
-    from hybrid_vla_ros.ros.control_loop import TickInput
+    from hybrid_vla_ros.inference.control import TickInput
     return TickInput(tick, np.zeros((1, 2, 2), np.float32), np.zeros(4, np.float32))
 
 
 def _lang(value):
     return np.full((1, 3, 2), value, np.float32), np.ones((1, 3), np.int64)
+
+
+def test_invalid_scheduling_is_refused_with_the_setting_named_never_clamped():
+    from hybrid_vla_ros.inference.control import ControlSettings
+    from hybrid_vla_ros.schema import ConfigError
+    for bad in (0, K + 1, -3):
+        with pytest.raises(ConfigError, match=rf'replan_every {bad} is not allowed: it must '
+                                              rf'be between 1 .* K = {K}'):
+            _loop(_chunk_core([]), replan_every=bad)
+    with pytest.raises(ConfigError, match="scheduler 'fifo' is not allowed; choose one of "
+                                          'replan, ensemble'):
+        ControlSettings('fifo').check(K)
+    with pytest.raises(ConfigError, match='ensemble_decay -1 is not allowed'):
+        ControlSettings('ensemble', ensemble_decay=-1).check(K)
+    ControlSettings('replan', K).check(K)   # the whole chunk is fine
 
 
 def test_loop_holds_without_instruction_and_replans_every_k():

@@ -44,6 +44,22 @@ def collected(tmp_path_factory):
     return root
 
 
+@pytest.fixture(scope='module')
+def trained(collected):
+    """An exported checkpoint trained here with the hybrid strategy (the closed-loop, bag
+    and collector tests below drive it); trained once per module, whatever runs first."""
+    out = collected / 'run_policy'
+    if not (out / 'best' / 'model.safetensors').is_file():
+        cfg = load_train_config(write_config(collected, 'policy', strategy='hybrid', epochs=6))
+        Trainer(cfg, [str(collected / 'bags')], out, progress=False,
+                log=lambda *_: None).run()
+    ckpt = out / 'best'
+    if not (ckpt / 'onnx' / 'manifest.json').is_file():
+        from hybrid_vla_ros.export.onnx_export import export_checkpoint
+        export_checkpoint(ckpt, log=lambda *a: None)
+    return ckpt
+
+
 def write_config(root, name, **optim):
     base = {'strategy': 'hybrid', 'epochs': 1, 'batch_size': 16, 'lr': 1e-3,
             'warmup_steps': 2, 'log_every': 1, 'seed': 0}
@@ -112,7 +128,7 @@ def test_staged_stage_two_leaves_encoders_unchanged(collected):
 
 
 def test_bench_train_times_each_variant_from_the_same_start(collected, tmp_path):
-    from hybrid_vla_ros.training.benchmark import BASELINE, VARIANTS
+    from hybrid_vla_ros.benchmark.training_step import BASELINE, VARIANTS
     cfg = write_config(collected, 'bench', epochs=1)
     out = tmp_path / 'train_step.json'
     r = subprocess.run([f'{EXE_DIR}/hybrid-vla', 'bench-train', '--config', str(cfg),
@@ -317,10 +333,8 @@ def test_torchrun_two_processes_end_with_identical_weights(collected):
     load_checkpoint(out / 'last')
 
 
-def test_eval_sim_runs_the_exported_policy_closed_loop(collected):
-    ckpt = collected / 'run_hybrid' / 'best'
-    if not ckpt.exists():
-        pytest.skip('needs the hybrid strategy run of this module')
+def test_eval_sim_runs_the_exported_policy_closed_loop(collected, trained):
+    ckpt = trained
     r = subprocess.run([f'{EXE_DIR}/hybrid-vla', 'export', '--checkpoint', str(ckpt)],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
@@ -381,11 +395,9 @@ def _start_four_task_eval(ckpt, out, *args, **popen_kwargs) -> subprocess.Popen:
         env={**os.environ, 'PYTHONUNBUFFERED': '1'}, **popen_kwargs)
 
 
-def test_eval_sim_interrupted_keeps_the_finished_tasks(collected):
+def test_eval_sim_interrupted_keeps_the_finished_tasks(collected, trained):
     """Ctrl-C during a long evaluation: the tasks already finished are written, exit 130."""
-    ckpt = collected / 'run_hybrid' / 'best'
-    if not (ckpt / 'onnx' / 'manifest.json').is_file():
-        pytest.skip('needs the exported hybrid run of this module')
+    ckpt = trained
     out = collected / 'eval_interrupted'
     proc = _start_four_task_eval(
         ckpt, out, '--episodes', '2',
@@ -406,12 +418,10 @@ def test_eval_sim_interrupted_keeps_the_finished_tasks(collected):
     assert 'Interrupted' in (out / 'eval_sim.md').read_text()
 
 
-def test_eval_sim_worker_killed_fails_clearly_and_keeps_finished_tasks(collected):
+def test_eval_sim_worker_killed_fails_clearly_and_keeps_finished_tasks(collected, trained):
     """A worker process killed mid-task (as by the out-of-memory killer) ends the run with a
     message naming the task and the signal, instead of waiting for it forever."""
-    ckpt = collected / 'run_hybrid' / 'best'
-    if not (ckpt / 'onnx' / 'manifest.json').is_file():
-        pytest.skip('needs the exported hybrid run of this module')
+    ckpt = trained
     out = collected / 'eval_worker_killed'
     proc = _start_four_task_eval(ckpt, out, '--episodes', '3', '--workers', '2')
     try:
@@ -436,13 +446,11 @@ def test_eval_sim_worker_killed_fails_clearly_and_keeps_finished_tasks(collected
         assert process_state(pid) in (None, 'Z'), pid
 
 
-def test_eval_sim_workers_end_when_their_parent_is_killed(collected):
+def test_eval_sim_workers_end_when_their_parent_is_killed(collected, trained):
     """A parent ended by a signal it cannot handle (SIGKILL; SIGTERM likewise skips the
     clean-up) leaves no worker evaluating for nobody: each notices at its next episode."""
     import time
-    ckpt = collected / 'run_hybrid' / 'best'
-    if not (ckpt / 'onnx' / 'manifest.json').is_file():
-        pytest.skip('needs the exported hybrid run of this module')
+    ckpt = trained
     # Enough episodes that, left alone, the workers would run far past the deadline below.
     proc = _start_four_task_eval(ckpt, collected / 'eval_parent_killed', '--episodes', '60',
                                  '--workers', '2')
@@ -460,16 +468,14 @@ def test_eval_sim_workers_end_when_their_parent_is_killed(collected):
     assert not left, f'workers {left} still running after their parent was killed'
 
 
-def test_collect_with_a_policy_driving_records_the_experts_labels(collected, tmp_path):
+def test_collect_with_a_policy_driving_records_the_experts_labels(trained, tmp_path):
     """DAgger collection: the trained policy's actions are executed, the bag records the
     expert's action for every state, the share of policy steps follows --policy-share, and a
     policy that cannot drive this recording is refused with one clear line."""
     from hybrid_vla_ros.sim import make_env
     from hybrid_vla_ros.sim.collect import PolicyDriver, record_episode
     from test_sim import read_bag
-    ckpt = collected / 'run_hybrid' / 'best'
-    if not (ckpt / 'onnx' / 'manifest.json').is_file():
-        pytest.skip('needs the exported hybrid run of this module')
+    ckpt = trained
     driver = PolicyDriver(ckpt, share=1.0)
     env = make_env('metaworld', 'drawer-open', seed=1000, image_size=driver.image_size,
                    cameras=driver.cameras)
@@ -519,11 +525,9 @@ def test_collect_with_a_policy_driving_records_the_experts_labels(collected, tmp
             (args, r.stderr[-2000:])
 
 
-def test_eval_bag_reads_bags_the_way_the_checkpoint_was_trained(collected):
+def test_eval_bag_reads_bags_the_way_the_checkpoint_was_trained(collected, trained):
     """A trained checkpoint embeds its topic map: eval-bag needs no --topic-map."""
-    ckpt = collected / 'run_hybrid' / 'best'
-    if not (ckpt / 'onnx' / 'manifest.json').is_file():
-        pytest.skip('needs the exported hybrid run of this module')
+    ckpt = trained
     embedded = yaml.safe_load((ckpt / 'config.yaml').read_text())['training']['topic_map']
     assert embedded['image_size'] == [32, 32] and embedded['chunk'] == 4
     out = collected / 'eval_bag'

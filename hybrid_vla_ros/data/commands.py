@@ -12,7 +12,7 @@ from collections import Counter
 from pathlib import Path
 from typing import List
 
-from ..cli import command
+from ..command_registry import command
 
 
 def _args(p: argparse.ArgumentParser) -> None:

@@ -11,6 +11,7 @@ separate processes (one per core is the useful maximum).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -20,98 +21,123 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 
 from ..inference import load_backend
+from ..inference.control import ControlSettings, PolicyController
 from ..schema import ConfigError
-from ..worker_processes import describe_exit, job_queue, picklable, queued_jobs, watch_parent
-from .policy_runner import PolicyRunner
+from ..sim.policy_step import policy_env_action, sim_controller
+from ..worker_processes import (WorkerDied, describe_exit, picklable, queued_jobs,
+                                run_in_processes, watch_parent)
 
 
-def vector_to_command(env, vector: np.ndarray):
-    """A policy's (A,) action vector in ROS units -> the env's command object."""
-    from ..sim.env import EndEffectorCommand, JointCommand
-    if env.command_kind == 'end_effector':
-        return EndEffectorCommand(linear_velocity=np.asarray(vector[:3], np.float64),
-                                  gripper=float(vector[3]))
-    names = env.joint_state()[0][:len(vector)]
-    return JointCommand(names=tuple(names), positions=np.asarray(vector, np.float64),
-                        time_from_start=env.control_period)
+# Tasks finished so far, one JSON line each, in the output directory: a stopped evaluation
+# run again with the same settings continues from them.
+PARTIAL_FILE = 'eval_sim.partial.jsonl'
 
 
-def policy_env_action(env, runner: PolicyRunner, obs) -> Optional[np.ndarray]:
-    """The env action of `runner`'s policy for `obs` (one control tick); None when the
-    policy gave no finite action."""
-    vector = runner.act(obs.images, obs.proprio)
-    if vector is None or not np.all(np.isfinite(vector)):
-        return None
-    return env.command_to_action(vector_to_command(env, vector))
-
-
-def run_episode(env, runner: Optional[PolicyRunner], seed: int, instruction: str) -> dict:
-    """One episode with the policy (or the scripted expert when `runner` is None)."""
+def run_episode(env, controller: Optional[PolicyController], seed: int,
+                instruction: str) -> dict:
+    """One episode with the policy (or the scripted expert when `controller` is None):
+    {'seed', 'success', 'steps', 'held_ticks', 'clamped_ticks'}."""
     obs = env.reset(seed)
-    if runner is not None:
-        runner.reset(instruction)
-    held = 0
+    if controller is not None:
+        controller.reset(instruction)
+    held = clamped = 0
     while True:
-        if runner is None:
+        if controller is None:
             action = env.expert_action(obs)
         else:
-            action = policy_env_action(env, runner, obs)
-            if action is None:
-                held += 1
-                action = env.command_to_action(
-                    vector_to_command(env, np.zeros(runner.spec.action_dim)))
+            action, result = policy_env_action(env, controller, obs)
+            held += result.action is None
+            clamped += bool(result.clamped)
         obs, success, done = env.step(action)
         if done:
             return {'seed': seed, 'success': bool(env.succeeded), 'steps': env.steps,
-                    'held_ticks': held}
+                    'held_ticks': held, 'clamped_ticks': clamped}
 
 
 def evaluate(checkpoint, suite: str = 'metaworld', tasks: Optional[Sequence[str]] = None,
              episodes: int = 10, seed: int = 1000, backend: str = 'onnxruntime',
-             mode: str = 'replan', replan_every: int = 4, expert: bool = True,
+             control: Optional[ControlSettings] = None, expert: bool = True,
              blank_instruction: bool = False, progress: bool = True, log=print,
-             workers: int = 1, start_jitter: float = 0.0) -> dict:
+             workers: int = 1, start_jitter: float = 0.0, params_file=None,
+             resume_file=None) -> dict:
     """Run the closed-loop evaluation; returns the results document (see `write_report`).
 
-    `workers` > 1 runs whole tasks in that many processes, each with its own simulator and
-    a one-thread backend; the episodes and their results are the same as with one worker.
-    `start_jitter` (metres, metaworld) starts the hand away from home (see `make_env`); the
-    policy and the expert see the same start of each seed.
+    The policy runs through the robot's control path (`PolicyController`): `control` is
+    its scheduling, and the safety limits of the policy node in `params_file` (default the
+    suite's simulated-robot parameter file, `sim.policy_step.sim_parameter_file`) filter
+    every action. `tasks` may name tasks or, on mt50, tiers. `workers` > 1 runs whole tasks
+    in that many processes, each with its own simulator and a one-thread backend; the
+    episodes and their results are the same as with one worker. `start_jitter` (metres,
+    metaworld) starts the hand away from home (see `make_env`); the policy and the expert
+    see the same start of each seed. `resume_file` (a JSON-lines file): every finished
+    task is appended there, and tasks already there from a run with the same settings are
+    not run again (a stopped evaluation continues).
     """
-    from ..sim.tasks import task_names
-    names = list(tasks) if tasks else task_names(suite)
+    from ..sim.policy_step import sim_parameter_file
+    from ..sim.tasks import select_tasks
+    control = control or ControlSettings()
+    names = select_tasks(suite, tasks)
     if workers < 1:
         raise ConfigError(f'--workers must be at least 1, got {workers}')
+    if episodes < 1:
+        raise ConfigError(f'--episodes must be at least 1, got {episodes}')
+    params_file = str(params_file or sim_parameter_file(suite))
+    # Fail on bad settings here, not in every worker: load, check, build the limits once.
+    probe = _make_controller(str(checkpoint), backend, control, suite, params_file)
+    limits = probe.limits
+    fingerprint = _checkpoint_fingerprint(probe.backend)
+    probe.close()
     job = _TaskJob(str(checkpoint), suite, episodes, seed, expert, blank_instruction,
                    float(start_jitter))
-    bar = None
-    if progress:
-        from tqdm import tqdm
-        per_task = episodes * (2 + int(expert))
-        bar = tqdm(total=len(names) * per_task, desc='eval-sim', unit='ep', dynamic_ncols=True)
-    tick = bar.update if bar is not None else (lambda n=1: None)
-    t0 = time.monotonic()
+    settings = {'checkpoint': fingerprint, 'suite': suite, 'episodes': episodes,
+                'seed': seed, 'backend': backend, 'control': dataclasses.asdict(control),
+                'expert': expert, 'blank_instruction': blank_instruction,
+                'start_jitter': float(start_jitter),
+                'limits': dataclasses.asdict(limits) if limits is not None else None}
     results: Dict[str, dict] = {}
     described = ''
+    if resume_file is not None:
+        results, described = _resumed(resume_file, settings, names)
+        if results:
+            log(f'resuming: {len(results)} of {len(names)} tasks already evaluated with the '
+                f'same settings ({resume_file})')
+    todo = [name for name in names if name not in results]
+    bar = None
+    if progress and todo:
+        from tqdm import tqdm
+        per_task = episodes * (2 + int(expert))
+        bar = tqdm(total=len(todo) * per_task, desc='eval-sim', unit='ep', dynamic_ncols=True)
+    tick = bar.update if bar is not None else (lambda n=1: None)
+    t0 = time.monotonic()
 
     def report(name: str, row: dict, backend_description: str) -> None:
         nonlocal described
         results[name] = row
         described = backend_description
-        log(f'{name:<24} train {row["train"]["success_rate"]:.0%}  held-out '
+        if resume_file is not None:
+            with open(resume_file, 'a', encoding='utf-8') as f:
+                f.write(json.dumps({'settings': settings, 'task': name, 'row': row,
+                                    'backend': backend_description}) + '\n')
+        log(f'{name:<26} train {row["train"]["success_rate"]:.0%}  held-out '
             f'{row["held_out"]["success_rate"]:.0%}' +
             (f'  expert {row["expert"]["success_rate"]:.0%}' if expert else ''))
 
     interrupted = False
     failed: Optional[str] = None
     try:
-        if workers == 1 or len(names) == 1:
-            runner = _make_runner(checkpoint, backend, mode, replan_every)
-            for name in names:
-                report(name, job.run(runner, name, tick), runner.backend.describe())
+        if not todo:
+            pass
+        elif workers == 1 or len(todo) == 1:
+            controller = _make_controller(str(checkpoint), backend, control, suite, params_file)
+            try:
+                for name in todo:
+                    report(name, job.run(controller, name, tick),
+                           controller.backend.describe())
+            finally:
+                controller.close()
         else:
-            _evaluate_in_processes(job, names, min(workers, len(names)), backend, mode,
-                                   replan_every, tick, report)
+            _evaluate_in_processes(job, todo, min(workers, len(todo)), backend, control,
+                                   params_file, tick, report)
     except KeyboardInterrupt:
         if not results:
             raise
@@ -130,18 +156,71 @@ def evaluate(checkpoint, suite: str = 'metaworld', tasks: Optional[Sequence[str]
               if results and all(s in r for r in results.values())]
     summary = {s: float(np.mean([r[s]['success_rate'] for r in results.values()]))
                for s in splits}
-    return {'checkpoint': str(checkpoint), 'suite': suite, 'episodes_per_task': episodes,
-            'seeds': [seed, seed + episodes - 1], 'backend': described, 'scheduler': mode,
-            'replan_every': replan_every, 'blank_instruction': blank_instruction,
-            'start_jitter': float(start_jitter),
-            'workers': workers, 'seconds': time.monotonic() - t0, 'mean_success': summary,
-            'interrupted': interrupted, 'failed': failed, 'tasks_requested': names,
-            'tasks': results}
+    doc = {'checkpoint': str(checkpoint), 'suite': suite, 'episodes_per_task': episodes,
+           'seeds': [seed, seed + episodes - 1], 'backend': described,
+           'scheduler': control.scheduler, 'replan_every': control.replan_every,
+           'blank_instruction': blank_instruction, 'start_jitter': float(start_jitter),
+           'safety_parameters': params_file, 'workers': workers,
+           'seconds': time.monotonic() - t0, 'mean_success': summary,
+           'interrupted': interrupted, 'failed': failed, 'tasks_requested': names,
+           'tasks': results}
+    if suite == 'mt50':
+        doc['tiers'] = tier_summary(results, splits)
+    return doc
 
 
-def _make_runner(checkpoint, backend: str, mode: str, replan_every: int) -> PolicyRunner:
-    return PolicyRunner(load_backend(checkpoint, backend, threads=1), mode=mode,
-                        replan_every=replan_every)
+def tier_summary(results: Dict[str, dict], splits: Sequence[str]) -> dict:
+    """mt50: per difficulty tier the mean success of its finished tasks, per split, and the
+    two averages the papers and this package report: ``tier_average`` (the mean of the
+    four tier means, as the published MT50 tables) and ``task_average`` (the mean over the
+    tasks). Tiers with no finished task are left out of the tier average."""
+    from ..sim.tasks import MT50_TIERS
+    tiers: Dict[str, dict] = {}
+    for tier, members in MT50_TIERS.items():
+        done = [results[t] for t in members if t in results]
+        tiers[tier] = {'tasks': len(done), 'of': len(members),
+                       **{s: float(np.mean([r[s]['success_rate'] for r in done]))
+                          for s in splits if done}}
+    averages = {}
+    for s in splits:
+        means = [t[s] for t in tiers.values() if s in t]
+        averages[s] = {'tier_average': float(np.mean(means)) if means else float('nan'),
+                       'task_average': float(np.mean([r[s]['success_rate']
+                                                      for r in results.values()]))}
+    return {'tiers': tiers, 'averages': averages}
+
+
+def _checkpoint_fingerprint(backend) -> str:
+    """What identifies the evaluated weights (the export manifest's config hash and weights
+    checksum), so a resumed evaluation never mixes two checkpoints."""
+    manifest = getattr(backend, 'manifest', None) or {}
+    return f'{backend.spec.config_hash}:{manifest.get("weights_sha256", "")}'
+
+
+def _resumed(path, settings: dict, names: Sequence[str]):
+    """(task -> row, backend description) of the tasks in `path` run with `settings`."""
+    results: Dict[str, dict] = {}
+    described = ''
+    try:
+        lines = Path(path).read_text(encoding='utf-8').splitlines()
+    except FileNotFoundError:
+        return results, described
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:  # a line cut short by a kill: that task runs again
+            continue
+        if entry.get('settings') == json.loads(json.dumps(settings)) and entry.get(
+                'task') in names:
+            results[entry['task']] = entry['row']
+            described = entry.get('backend', described)
+    return results, described
+
+
+def _make_controller(checkpoint: str, backend: str, control: ControlSettings, suite: str,
+                     params_file: str) -> PolicyController:
+    return sim_controller(load_backend(checkpoint, backend, threads=1), suite, control,
+                          params_file)
 
 
 @dataclass(frozen=True)
@@ -157,10 +236,11 @@ class _TaskJob:
     blank_instruction: bool
     start_jitter: float = 0.0
 
-    def run(self, runner: PolicyRunner, name: str, tick: Callable[[int], None]) -> dict:
+    def run(self, controller: PolicyController, name: str,
+            tick: Callable[[int], None]) -> dict:
         """Per-split results of task `name`: {'train'|'held_out'|'expert': {...}}."""
         from ..sim import make_env
-        spec = runner.spec
+        spec = controller.spec
         env = make_env(self.suite, name, seed=self.seed,
                        image_size=(spec.cameras[0]['height'], spec.cameras[0]['width']),
                        cameras=[c['name'] for c in spec.cameras],
@@ -174,7 +254,7 @@ class _TaskJob:
                     n_phr = len(env.task.held_out if held_out else env.task.instructions)
                     text = ('' if self.blank_instruction
                             else env.instruction(i % n_phr, held_out=held_out))
-                    ep = run_episode(env, runner, s, text)
+                    ep = run_episode(env, controller, s, text)
                     ep['instruction'] = text
                     row[split].append(ep)
                     tick(1)
@@ -187,16 +267,23 @@ class _TaskJob:
                 for split, eps in row.items() if eps}
 
 
-class EvalWorkerDied(RuntimeError):
+class EvalWorkerDied(WorkerDied):
     """A worker process of ``eval-sim --workers N`` ended without reporting its task (killed
     by a signal, e.g. the out-of-memory killer, or crashed inside native code)."""
 
 
-def _worker_main(checkpoint: str, backend: str, mode: str, replan_every: int,
-                 jobs, events) -> None:
-    """A worker process: load one backend, then evaluate the tasks taken from `jobs` until
-    its None sentinel, posting ('start', pid, name), ('tick', n), ('done', name, row,
-    backend_description) or ('error', name, exception) on `events`."""
+def _eval_worker_died(pid: int, code: Optional[int], task: Optional[str]) -> EvalWorkerDied:
+    where = f'while evaluating task {task}' if task else 'before taking a task'
+    return EvalWorkerDied(
+        f'evaluation worker process {pid} died {where} ({describe_exit(code)}). Rerun with '
+        'fewer --workers, or with --workers 1 to see any error in this process.')
+
+
+def _worker_main(checkpoint: str, backend: str, control: ControlSettings, suite: str,
+                 params_file: str, jobs, events, stop) -> None:
+    """A worker process (`run_in_processes`): load one backend, then evaluate the tasks
+    taken from `jobs`, posting ('start', pid, name), ('tick', n), ('done', name, row,
+    backend_description), ('exit',) or ('error', exception) on `events`."""
     import os
     orphaned = watch_parent()
 
@@ -209,83 +296,32 @@ def _worker_main(checkpoint: str, backend: str, mode: str, replan_every: int,
         events.put(('tick', n))
 
     try:
-        runner = _make_runner(checkpoint, backend, mode, replan_every)
+        controller = _make_controller(checkpoint, backend, control, suite, params_file)
+        for job, name in queued_jobs(jobs, exit_if_orphaned):
+            events.put(('start', os.getpid(), name))
+            row = job.run(controller, name, tick)
+            events.put(('done', name, row, controller.backend.describe()))
+        events.put(('exit',))
     except BaseException as exc:  # noqa: BLE001 -- reported to the parent, which re-raises
-        events.put(('error', None, picklable(exc)))
-        return
-    for job, name in queued_jobs(jobs, exit_if_orphaned):
-        events.put(('start', os.getpid(), name))
-        try:
-            row = job.run(runner, name, tick)
-        except BaseException as exc:  # noqa: BLE001 -- reported to the parent, which re-raises
-            events.put(('error', name, picklable(exc)))
-            return
-        events.put(('done', name, row, runner.backend.describe()))
+        events.put(('error', picklable(exc)))
 
 
 def _evaluate_in_processes(job: _TaskJob, names: List[str], workers: int, backend: str,
-                           mode: str, replan_every: int, tick, report) -> None:
+                           control: ControlSettings, params_file: str, tick, report) -> None:
     """Evaluate `names` in `workers` spawned processes, calling `report(name, row,
     backend_description)` as each task finishes. A worker's exception is re-raised here; a
-    worker that dies without a word raises `EvalWorkerDied` naming its task. On any
-    exception (Ctrl-C included) the other workers are terminated before it propagates.
+    worker that dies without a word raises `EvalWorkerDied` naming its task; on any
+    exception (Ctrl-C included) the other workers are terminated before it propagates."""
 
-    Own processes rather than multiprocessing.Pool: a Pool silently replaces a killed worker
-    and waits for its task forever."""
-    import multiprocessing as mp
-    import queue
-    # spawn, not fork: MuJoCo's GL context and onnxruntime's threads do not survive a fork.
-    ctx = mp.get_context('spawn')
-    jobs, events = job_queue(ctx, [(job, name) for name in names], workers), ctx.Queue()
-    procs = [ctx.Process(target=_worker_main, name=f'eval-sim-worker-{i}', daemon=True,
-                         args=(job.checkpoint, backend, mode, replan_every, jobs, events))
-             for i in range(workers)]
-    running: Dict[int, str] = {}
-    remaining = set(names)
-    try:
-        for p in procs:
-            p.start()
-        while remaining:
-            try:
-                event = events.get(timeout=0.5)
-            except queue.Empty:
-                _check_workers_alive(procs, running, remaining)
-                continue
-            kind = event[0]
-            if kind == 'tick':
-                tick(event[1])
-            elif kind == 'start':
-                running[event[1]] = event[2]
-            elif kind == 'done':
-                _, name, row, described = event
-                remaining.discard(name)
-                report(name, row, described)
-            else:
-                raise event[2]
-    except BaseException:
-        for p in procs:
-            if p.is_alive():
-                p.terminate()
-        raise
-    finally:
-        for p in procs:
-            p.join(timeout=10)
+    def handle(event) -> None:
+        if event[0] == 'tick':
+            tick(event[1])
+        elif event[0] == 'done':
+            report(*event[1:])
 
-
-def _check_workers_alive(procs, running: Dict[int, str], remaining: set) -> None:
-    """Raise `EvalWorkerDied` when a worker ended abnormally, or when every worker ended and
-    tasks are still missing."""
-    for p in procs:
-        if p.exitcode not in (None, 0):
-            task = running.get(p.pid)
-            where = f'while evaluating task {task}' if task else 'before taking a task'
-            raise EvalWorkerDied(
-                f'evaluation worker process {p.pid} died {where} '
-                f'({describe_exit(p.exitcode)}). Rerun with fewer --workers, or with '
-                '--workers 1 to see any error in this process.')
-    if all(p.exitcode is not None for p in procs):
-        raise EvalWorkerDied(f'every evaluation worker ended with tasks unfinished: '
-                             f'{", ".join(sorted(remaining))}')
+    run_in_processes(_worker_main, (job.checkpoint, backend, control, job.suite, params_file),
+                     [(job, name) for name in names], workers, handle, 'eval-sim',
+                     _eval_worker_died)
 
 
 def _rate(episodes: List[dict]) -> float:
@@ -310,6 +346,8 @@ def markdown_table(doc: dict) -> str:
         if expert:
             cells.append(f'**{m["expert"]:.1%}**')
         lines.append('| **mean** | ' + ' | '.join(cells) + ' |')
+    if doc.get('tiers') and doc['tasks']:
+        lines += [''] + tier_table(doc)
     n = doc['episodes_per_task']
     lines.append('')
     lines.append(f'{n} episodes per task and phrasing set, seeds {doc["seeds"][0]}–'
@@ -324,6 +362,25 @@ def markdown_table(doc: dict) -> str:
         lines.append(f'Failed: {doc["failed"]} {len(doc["tasks"])} of '
                      f'{len(doc["tasks_requested"])} tasks finished; the mean is over those.')
     return '\n'.join(lines) + '\n'
+
+
+def tier_table(doc: dict) -> List[str]:
+    """mt50: the per-tier Markdown table with the tier average (mean of the four tier
+    means, as the published MT50 tables) and the mean over the tasks."""
+    tiers, averages = doc['tiers']['tiers'], doc['tiers']['averages']
+    splits = [s for s in ('train', 'held_out', 'expert') if s in averages]
+    titles = {'train': 'training phrasings', 'held_out': 'held-out phrasings',
+              'expert': 'scripted expert'}
+    lines = ['| tier | tasks | ' + ' | '.join(titles[s] for s in splits) + ' |',
+             '|---|---|' + '---|' * len(splits)]
+    for tier, row in tiers.items():
+        cells = [f'{row[s]:.1%}' if s in row else '–' for s in splits]
+        lines.append(f'| {tier} | {row["tasks"]}/{row["of"]} | ' + ' | '.join(cells) + ' |')
+    lines.append('| **tier average** (mean of tier means) | | ' + ' | '.join(
+        f'**{averages[s]["tier_average"]:.1%}**' for s in splits) + ' |')
+    lines.append('| **task average** (mean over tasks) | | ' + ' | '.join(
+        f'**{averages[s]["task_average"]:.1%}**' for s in splits) + ' |')
+    return lines
 
 
 def write_report(doc: dict, out) -> Path:

@@ -3,13 +3,15 @@
 
 from __future__ import annotations
 
-from ..cli import command
+from ..command_registry import command
 
 
 def _eval_sim_args(p) -> None:
     p.add_argument('--checkpoint', required=True, help='checkpoint directory (exported)')
-    p.add_argument('--suite', default='metaworld', help='built-in suite (default metaworld)')
-    p.add_argument('--tasks', nargs='+', help='only these tasks (default: the whole suite)')
+    p.add_argument('--suite', default='metaworld', choices=('metaworld', 'mt50', 'arm'),
+                   help='built-in suite (default metaworld)')
+    p.add_argument('--tasks', nargs='+', help='only these tasks (default: the whole suite); '
+                   'on mt50 also tiers: easy, medium, hard, very-hard')
     p.add_argument('--episodes', type=int, default=10,
                    help='episodes per task and per phrasing set (default 10)')
     p.add_argument('--seed', type=int, default=1000,
@@ -17,7 +19,15 @@ def _eval_sim_args(p) -> None:
     p.add_argument('--backend', default='onnxruntime', help='torch | onnxruntime | tensorrt')
     p.add_argument('--scheduler', default='replan', choices=('replan', 'ensemble'),
                    help='chunk scheduling (default replan)')
-    p.add_argument('--replan-every', type=int, default=4, help='replan: ticks per chunk')
+    p.add_argument('--replan-every', type=int, default=4,
+                   help='replan: ticks per chunk, 1..K (default 4)')
+    p.add_argument('--params', metavar='FILE',
+                   help="ROS 2 parameter file whose policy safety limits filter every action, "
+                        "as on the robot (default: the suite's simulated robot, "
+                        'config/ros/sim_demo.yaml, sim_mt50.yaml or sim_arm.yaml)')
+    p.add_argument('--fresh', action='store_true',
+                   help='ignore the tasks a stopped run with the same settings already '
+                        'finished (by default a rerun continues where it stopped)')
     p.add_argument('--no-expert', action='store_true',
                    help='skip the scripted expert on the same seeds')
     p.add_argument('--blank-instruction', action='store_true',
@@ -40,14 +50,23 @@ def eval_sim(args) -> int:
     import sys
     from pathlib import Path
 
+    from ..inference.control import ControlSettings
     from ..sim.commands import check_start_jitter_argument
-    from .closed_loop import evaluate, markdown_table, write_report
+    from .closed_loop import PARTIAL_FILE, evaluate, markdown_table, write_report
     check_start_jitter_argument(args.suite, args.start_jitter)
+    out_dir = Path(args.out or Path(args.checkpoint) / 'eval')
+    out_dir.mkdir(parents=True, exist_ok=True)
+    partial = out_dir / PARTIAL_FILE
+    if args.fresh and partial.exists():
+        partial.unlink()
     doc = evaluate(args.checkpoint, args.suite, args.tasks, args.episodes, args.seed,
-                   args.backend, args.scheduler, args.replan_every, not args.no_expert,
-                   args.blank_instruction, workers=args.workers,
-                   start_jitter=args.start_jitter)
-    out = write_report(doc, args.out or Path(args.checkpoint) / 'eval')
+                   args.backend, ControlSettings(args.scheduler, args.replan_every),
+                   not args.no_expert, args.blank_instruction, workers=args.workers,
+                   start_jitter=args.start_jitter, params_file=args.params,
+                   resume_file=partial)
+    out = write_report(doc, out_dir)
+    if not (doc['failed'] or doc['interrupted']):
+        partial.unlink(missing_ok=True)  # complete: a rerun evaluates again
     print(markdown_table(doc))
     print(f'wrote {out}/eval_sim.json and eval_sim.md')
     if doc['failed']:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..cli import command
-from .onnx_export import DEFAULT_OPSET, PARITY_TOLERANCE
+from ..command_registry import command
+from .defaults import DEFAULT_OPSET, PARITY_TOLERANCE
 
 
 def _export_args(p) -> None:

@@ -28,10 +28,9 @@ from ..inference.manifest import MANIFEST_FILE, MANIFEST_FORMAT, ONNX_DIR, sha25
 from ..inference.spec import read_spec
 from ..model import load_checkpoint
 from ..schema import ConfigError
-from .io_spec import part_io
+from ..inference.io_spec import part_io
 
-DEFAULT_OPSET = 17
-PARITY_TOLERANCE = 1e-4
+from .defaults import DEFAULT_OPSET, PARITY_TOLERANCE  # noqa: E402  (re-exported)
 FP16_TOLERANCE = 5e-2
 # The language part runs once per instruction, so it stays float32 (the transformers text
 # encoder also mixes float32 LayerNorm into half graphs, which onnxruntime refuses).

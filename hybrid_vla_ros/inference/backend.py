@@ -1,6 +1,6 @@
 """The `Backend` interface shared by the torch, onnxruntime and tensorrt backends.
 
-A backend runs the three deployed parts on numpy arrays (see DESIGN.md "Deployed parts"):
+A backend runs the three deployed parts on numpy arrays (docs/architecture.md):
 
 - ``vision``:      images (B, N, H, W, 3) uint8                      -> (B, T, Dv) float32
 - ``language``:    token_ids (B, L) int64, token_mask (B, L) int64     -> (B, L, Dl) float32

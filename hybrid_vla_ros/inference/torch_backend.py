@@ -23,7 +23,7 @@ class TorchBackend(Backend):
         except ImportError:
             raise BackendUnavailable('the torch backend needs PyTorch; use --backend '
                                      'onnxruntime on machines without it') from None
-        from ..export.io_spec import part_io
+        from .io_spec import part_io
         from ..model import load_checkpoint
         device = 'cuda' if 'cuda' in providers else 'cpu'
         if device == 'cuda' and not torch.cuda.is_available():

@@ -1,6 +1,6 @@
 """The hybrid policy: vision + language encoders, fusion, action decoder, built from config.
 
-It is split into the three deployed parts (DESIGN.md, "Deployed parts"):
+It is split into the three deployed parts (docs/architecture.md, "The three deployed parts"):
 
 - ``encode_vision``:   images (B, N, H, W, 3) uint8          -> visual tokens (B, T, Dv)
 - ``encode_language``: ids (B, L) int64, mask (B, L) int64   -> language tokens (B, L, Dl)

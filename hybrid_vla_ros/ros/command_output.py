@@ -30,7 +30,7 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-MODES = ('twist', 'pose', 'joint_trajectory', 'joint_forward')
+from .parameters import COMMAND_MODES as MODES  # noqa: F401  (re-exported)
 SAFETY_KIND = {'twist': 'ee_velocity', 'pose': 'ee_position',
                'joint_trajectory': 'joint_position', 'joint_forward': 'joint_position'}
 ARM_TOPIC = {'twist': 'ee_command', 'pose': 'ee_target', 'joint_trajectory': 'joint_command',
@@ -80,6 +80,12 @@ class CommandOutput:
         self.last_arm: Optional[np.ndarray] = None
         self.last_gripper: Optional[float] = None
         self.orientation = (0.0, 0.0, 0.0, 1.0)
+
+    def close(self, node) -> None:
+        """Destroy this output's publishers on `node` (the policy's cleanup)."""
+        for pubs in (self._arm, self._grip or {}):
+            for pub in pubs.values():
+                node.destroy_publisher(pub)
 
     def split(self, action: np.ndarray):
         """(A,) -> (arm entries, gripper value or None)."""

@@ -2,9 +2,10 @@
 
 Per control tick the node fuses the newest ``vision_features`` and ``language_features``
 with proprioception from ``joint_states`` / ``ee_pose`` through the checkpoint's
-``policy_core``, schedules action chunks (`ControlLoop`: replan or ensemble, synchronous
-or asynchronous), filters every action (`inference.safety`) and publishes it
-(`CommandOutput`), stamped with the source image stamp.
+``policy_core`` and the one control path of the package (`inference.control.ControlLoop`:
+chunk scheduling — replan or ensemble, synchronous or asynchronous — the safety filter
+`inference.safety` and the hold decisions), and publishes the result (`CommandOutput`),
+stamped with the source image stamp.
 
 Ticks: ``tick_source: features`` (default) runs one tick per new vision features message
 (once the proprioception of the same or a newer stamp is in, waiting at most
@@ -12,13 +13,20 @@ Ticks: ``tick_source: features`` (default) runs one tick per new vision features
 simulator is reproducible; a watchdog at ``control_rate`` holds when features stop coming.
 ``tick_source: timer`` ticks at a fixed ``control_rate`` on the newest features.
 
-Safety behaviour:
+A managed node (`base.ManagedNode`):
 
-- disabled at start unless ``autostart``; ``~/enable`` (std_srvs/SetBool) enables or
-  disables (disabling a velocity robot publishes one zero twist), ``~/reset``
-  (std_srvs/Trigger) flushes the queue and forgets the last targets;
-- ``estop`` (std_msgs/Bool) true: hold and disable; false clears the latch but the robot
-  stays disabled until ``~/enable`` is called again;
+- **configure** opens the ``policy_core`` and checks the command mode, proprioception
+  sources, scheduling and safety limits against it; any mismatch fails configure with the
+  reason (the node stays unconfigured and holds nothing, having never commanded);
+- **active** = enabled: the node commands the robot. It starts inactive unless
+  ``autostart``; ``~/enable`` (std_srvs/SetBool) is a thin alias of the activate /
+  deactivate transitions, kept because it is what operators and the docs of every
+  community VLA bridge call (docs/ros.md);
+- **deactivate** (or ``~/enable`` false) holds: one hold command (a velocity robot gets
+  zero), then nothing, with "inactive" on ``/diagnostics``;
+- ``~/reset`` (std_srvs/Trigger) flushes the queue and forgets the last targets;
+- ``estop`` (std_msgs/Bool) true: hold and deactivate; activation is refused until estop
+  false, and then still needs ``~/enable`` (or activate);
 - ``dry_run``: commands go to ``~/debug/<topic>`` only (may be changed at run time);
 - hold (zero twist / last target) when an input is missing or older than ``max_age``
   (naming which: vision_features, joint_states, ee_pose), when there is no usable
@@ -32,563 +40,500 @@ import time
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
+from geometry_msgs.msg import PoseStamped
+from rcl_interfaces.msg import SetParametersResult
+from sensor_msgs.msg import JointState, PointCloud2
+from std_msgs.msg import Bool
+from std_srvs.srv import SetBool, Trigger
 
+from ..inference.control import ControlLoop, ControlSettings, TickInput, safety_limits
+from ..inference.safety import SafetyConfigError, SafetyFilter
 from ..schema import ConfigError
-from .command_output import MODES, SAFETY_KIND, is_end_effector
+from . import qos, tensor_codec
+from .base import SUCCESS, ManagedNode
+from .command_output import SAFETY_KIND, CommandOutput, is_end_effector
 from .diagnostics import ERROR, OK, WARN, LatencyWindow, RateMeter
-from .params import ParamSpec
-from .perception_node import COMMON_PARAMS
+from .parameters import POLICY_PARAMS
+from .proprio import ProprioAssembler, ProprioError, joint_positions, pose_values
+from .runtime import now_seconds, run_node, seconds_to_stamp
 
-PARAMS = COMMON_PARAMS + (
-    ParamSpec('control_rate', 20.0, 'control ticks per second (Hz): the timer rate, and the '
-                                    'watchdog rate with tick_source features',
-              range=(0.1, 1000.0)),
-    ParamSpec('tick_source', 'features', 'what starts a control tick',
-              choices=('features', 'timer')),
-    ParamSpec('scheduler', 'replan', 'action-chunk scheduling', choices=('replan', 'ensemble')),
-    ParamSpec('replan_every', 4, 'replan: ticks between new chunks (1..K)', range=(1, 10000)),
-    ParamSpec('ensemble_decay', 0.1, 'ensemble: weight exp(-decay * i) of the i-th oldest '
-                                     'prediction', range=(0.0, 100.0)),
-    ParamSpec('async_inference', False, 'compute the next chunk in a worker thread while the '
-                                        'current one executes'),
-    ParamSpec('autostart', False, 'enabled at start (else call ~/enable)'),
-    ParamSpec('dry_run', False, 'publish commands on ~/debug/<topic> only', dynamic=True),
-    ParamSpec('command_mode', 'twist', 'command messages', choices=MODES),
-    ParamSpec('frame_id', 'world', 'frame_id of end-effector commands'),
-    ParamSpec('joint_names', None, 'joint modes: joint name of each non-gripper action entry '
-                                   '(default: the checkpoint\'s action names)',
-              kind='string_array'),
-    ParamSpec('gripper_index', 3, 'index of the gripper entry in the action (-1: none); it '
-                                  'is published on gripper_command', range=(-1, 1000)),
-    ParamSpec('proprio_sources', ['ee_pose.position', 'joint_states.gripper'],
-              'what makes the proprioception vector, in order: ee_pose.position, '
-              'ee_pose.orientation, joint_states.<joint>'),
-    ParamSpec('max_age', 0.25, 'seconds after which an image (by stamp), features or joint '
-                               'states are stale: the robot holds', range=(0.001, 3600.0)),
-    ParamSpec('proprio_wait', 0.02, 'tick_source features: seconds to wait for joint states '
-                                    'at least as new as the image', range=(0.0, 10.0)),
-    ParamSpec('safety.action_min', None, 'per-entry lower bound of the action (rad, m/s or '
-                                         'm; A values)', kind='double_array'),
-    ParamSpec('safety.action_max', None, 'per-entry upper bound of the action (A values)',
-              kind='double_array'),
-    ParamSpec('safety.max_delta', None, 'per-entry maximum change per tick (A values, action '
-                                        'units per tick; <= 0: no limit)', kind='double_array'),
-    ParamSpec('safety.max_speed', 0.0, 'twist: maximum linear speed, m/s (0: none)',
-              range=(0.0, 1000.0)),
-    ParamSpec('safety.workspace_min', None, 'end-effector box lower corner x, y, z (m, the '
-                                            'ee_pose frame)', kind='double_array'),
-    ParamSpec('safety.workspace_max', None, 'end-effector box upper corner x, y, z (m)',
-              kind='double_array'),
-    ParamSpec('safety.gripper_min', -1.0, 'lowest gripper command'),
-    ParamSpec('safety.gripper_max', 1.0, 'highest gripper command'),
-)
+PARAMS = POLICY_PARAMS
 
 
-def _safety_limits(p, mode: str, action_dim: int, gripper: Optional[int], period: float):
-    from ..inference.safety import SafetyLimits
-    return SafetyLimits(
-        kind=SAFETY_KIND[mode], action_dim=action_dim,
-        action_min=p['safety.action_min'] or None, action_max=p['safety.action_max'] or None,
-        max_delta=p['safety.max_delta'] or None, max_speed=p['safety.max_speed'],
-        workspace_min=p['safety.workspace_min'] or None,
-        workspace_max=p['safety.workspace_max'] or None, gripper_index=gripper,
-        gripper_min=p['safety.gripper_min'], gripper_max=p['safety.gripper_max'],
-        period=period)
+class PolicyNode(ManagedNode):
+    """Features + proprioception -> commands (see the module docstring).
 
+    Args:
+        **kwargs: passed to `ManagedNode` (``context``, ``parameter_overrides``).
 
-def make_node():
-    """Build the policy node (imports rclpy)."""
-    from geometry_msgs.msg import PoseStamped
-    from rcl_interfaces.msg import SetParametersResult
-    from rclpy.node import Node
-    from sensor_msgs.msg import JointState, PointCloud2
-    from std_msgs.msg import Bool
-    from std_srvs.srv import SetBool, Trigger
+    """
 
-    from ..inference.safety import SafetyFilter
-    from . import qos, tensor_codec
-    from .command_output import CommandOutput
-    from .control_loop import ControlLoop, TickInput
-    from .diagnostics import DiagnosticsReporter
-    from .model_ref import open_model
-    from .params import declare
-    from .proprio import ProprioAssembler, ProprioError, joint_positions, pose_values
-    from .runtime import now_seconds, seconds_to_stamp
+    PARAMS = POLICY_PARAMS
+    MODEL_PARTS = ('policy_core',)
 
-    class _PolicyNode(Node):
-        """Features + proprioception -> commands (see the module docstring)."""
+    def __init__(self, **kwargs):
+        super().__init__('policy', **kwargs)
+        p = self.params
+        self.period = 1.0 / p['control_rate']
+        self.estop = False
+        self.dry_run = bool(p['dry_run'])
+        self.vision = None            # (Features, receive time s)
+        self.vision_error: Optional[str] = None
+        self.language = None          # the latest language Features (kept while unconfigured)
+        self.language_state = 'none'  # none | ok | refused
+        self.language_time: Optional[float] = None
+        self.language_error: Optional[str] = None
+        self.joint_state = None       # (msg, receive time s)
+        self.ee_pose = None
+        self.pending = None           # features waiting for their proprioception
+        self.pending_since = 0.0
+        self._wait_timer = None
+        self.tick = 0
+        self.acting, self.hold_reason, self.level = False, '', OK
+        self.rate = RateMeter()
+        self.latency = LatencyWindow()
+        self.holds = self.missed_ticks = self.late_ticks = self.clamps = 0
+        self.last_clamped: List[str] = []
+        self._last_timer = None
+        self._last_tick = time.monotonic()
+        self.loop: Optional[ControlLoop] = None
+        self.output: Optional[CommandOutput] = None
+        self.proprio: Optional[ProprioAssembler] = None
+        self.required: Tuple[str, ...] = ()
+        self.joints: List[str] = []
+        self.create_subscription(PointCloud2, 'vision_features', self._on_vision,
+                                 qos.FEATURES)
+        self.create_subscription(PointCloud2, 'language_features', self._on_language,
+                                 qos.LATCHED)
+        self.create_subscription(JointState, 'joint_states', self._on_joint_state,
+                                 qos.SENSOR)
+        self.create_subscription(PoseStamped, 'ee_pose', self._on_ee_pose, qos.SENSOR)
+        self.create_subscription(Bool, 'estop', self._on_estop, qos.EVENTS)
+        self.create_service(SetBool, '~/enable', self._on_enable)
+        self.create_service(Trigger, '~/reset', self._on_reset)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.create_timer(self.period, self._on_timer)
 
-        def __init__(self):
-            super().__init__('policy')
-            self.params, problems = declare(self, PARAMS)
-            p = self.params
-            self.period = 1.0 / p['control_rate']
-            self.diag = DiagnosticsReporter(self, period=p['diagnostics_period'],
-                                            refresh=self._report)
-            self.model = open_model(p['checkpoint'], p['backend'], parts=('policy_core',),
-                                    threads=p['threads'], providers=p['providers'],
-                                    fp16=p['fp16'])
-            self.fault: Optional[str] = self.model.error
-            self.enabled = False
-            self.estop = False
-            self.dry_run = bool(p['dry_run'])
-            self.vision = None            # (Features, receive time s)
-            self.vision_error: Optional[str] = None
-            self.language_state = 'none'  # none | ok | refused
-            self.language_time: Optional[float] = None
-            self.language_error: Optional[str] = None
-            self.joint_state = None       # (msg, receive time s)
-            self.ee_pose = None
-            self.pending = None           # features waiting for their proprioception
-            self.pending_since = 0.0
-            self._wait_timer = None
-            self.tick = 0
-            self.state, self.hold_reason, self.level = 'disabled', '', OK
-            self.rate = RateMeter()
-            self.latency = LatencyWindow()
-            self.holds = self.missed_ticks = self.late_ticks = self.clamps = 0
-            self.last_clamped: List[str] = []
-            self._last_timer = None
-            self._last_tick = time.monotonic()
-            self.loop = None
-            self.output = None
-            self.required: Tuple[str, ...] = ()
-            self.joints: List[str] = []
-            for problem in problems:
-                self.get_logger().error(problem)
-            if self.fault is None:
-                try:
-                    self._configure()
-                except (ConfigError, ValueError) as exc:
-                    self.fault = str(exc)
-            if self.fault is not None:
-                self.get_logger().error(f'cannot run the policy: {self.fault}')
-                self.state = 'fault'
-            else:
-                self.diag.hardware_id = self.model.model_id
-                self.enabled = bool(p['autostart'])
-                self.state = 'enabled' if self.enabled else 'disabled'
-                how = ('enabled' if self.enabled else
-                       f'disabled: call {self.resolve_service_name("~/enable")}')
-                asynchronous = ' (async)' if p['async_inference'] else ''
-                dry = ' [DRY RUN]' if self.dry_run else ''
-                self.get_logger().info(
-                    f'{self.model.model_id} on {self.model.description}: {p["command_mode"]} '
-                    f'commands on {", ".join(self.output.topics)}, {p["scheduler"]} '
-                    f'scheduling{asynchronous}, ticks on {p["tick_source"]}; {how}{dry}')
-            self.create_subscription(PointCloud2, 'vision_features', self._on_vision,
-                                     qos.FEATURES)
-            self.create_subscription(PointCloud2, 'language_features', self._on_language,
-                                     qos.LATCHED)
-            self.create_subscription(JointState, 'joint_states', self._on_joint_state,
-                                     qos.SENSOR)
-            self.create_subscription(PoseStamped, 'ee_pose', self._on_ee_pose, qos.SENSOR)
-            self.create_subscription(Bool, 'estop', self._on_estop, qos.EVENTS)
-            self.create_service(SetBool, '~/enable', self._on_enable)
-            self.create_service(Trigger, '~/reset', self._on_reset)
-            self.add_on_set_parameters_callback(self._on_set_parameters)
-            self.create_timer(self.period, self._on_timer)
-            self._report()
-
-        # ------------------------------------------------------------- configuration
-        def _configure(self) -> None:
-            """Check the command and proprioception settings against the checkpoint."""
-            p, spec = self.params, self.model.backend.spec
-            mode = p['command_mode']
-            gripper = p['gripper_index'] if p['gripper_index'] >= 0 else None
-            if gripper is not None and gripper >= spec.action_dim:
-                raise ConfigError(f'gripper_index {gripper} is outside the action '
-                                  f'(A = {spec.action_dim})')
-            arm_dim = spec.action_dim - (gripper is not None)
-            joints: List[str] = []
-            if is_end_effector(mode):
-                if arm_dim != 3:
-                    raise ConfigError(f'command_mode {mode} needs x, y, z (+ gripper); the '
-                                      f'checkpoint\'s action has {spec.action_dim} entries '
-                                      f'(gripper_index {p["gripper_index"]})')
-            else:
-                joints = list(p['joint_names'])
-                if not joints:
-                    names = [n for i, n in enumerate(spec.action_names) if i != gripper]
-                    joints = names if len(names) == arm_dim else []
-                if len(joints) != arm_dim:
-                    raise ConfigError(f'command_mode {mode} needs joint_names for the '
-                                      f'{arm_dim} joint entries of the action; got {joints}')
-            self.joints = joints
-            self.proprio = ProprioAssembler(p['proprio_sources'])
-            if self.proprio.size != spec.proprio_dim:
-                raise ConfigError(f'proprio_sources {p["proprio_sources"]} give '
-                                  f'{self.proprio.size} values; the checkpoint takes '
-                                  f'{spec.proprio_dim}')
-            limits = _safety_limits(p, mode, spec.action_dim, gripper, self.period)
-            needs = set(self.proprio.topics)
-            if is_end_effector(mode) and (limits.workspace_min or mode == 'pose'):
-                needs.add('ee_pose')       # the box needs the measured position
-            if joints:
-                needs.add('joint_states')  # holds and rate limits start from measurements
+    # ------------------------------------------------------------- lifecycle hooks
+    def configure_model(self) -> None:
+        """Check the command, proprioception, scheduling and safety settings against the
+        checkpoint and build the control path; `ConfigError` names what does not fit."""
+        p, spec = self.params, self.model.backend.spec
+        mode = p['command_mode']
+        gripper = p['gripper_index'] if p['gripper_index'] >= 0 else None
+        if gripper is not None and gripper >= spec.action_dim:
+            raise ConfigError(f'gripper_index {gripper} is outside the action '
+                              f'(A = {spec.action_dim})')
+        arm_dim = spec.action_dim - (gripper is not None)
+        joints: List[str] = []
+        if is_end_effector(mode):
+            if arm_dim != 3:
+                raise ConfigError(f'command_mode {mode} needs x, y, z (+ gripper); the '
+                                  f'checkpoint\'s action has {spec.action_dim} entries '
+                                  f'(gripper_index {p["gripper_index"]})')
+        else:
+            joints = list(p['joint_names'])
+            if not joints:
+                names = [n for i, n in enumerate(spec.action_names) if i != gripper]
+                joints = names if len(names) == arm_dim else []
+            if len(joints) != arm_dim:
+                raise ConfigError(f'command_mode {mode} needs joint_names for the '
+                                  f'{arm_dim} joint entries of the action; got {joints}')
+        proprio = ProprioAssembler(p['proprio_sources'])
+        if proprio.size != spec.proprio_dim:
+            raise ConfigError(f'proprio_sources {p["proprio_sources"]} give '
+                              f'{proprio.size} values; the checkpoint takes '
+                              f'{spec.proprio_dim}')
+        limits = safety_limits(p.as_dict(), SAFETY_KIND[mode], spec.action_dim, gripper,
+                               self.period)
+        try:
             safety = SafetyFilter(limits)
-            output = CommandOutput(self, mode, p['frame_id'], joints, gripper, self.period)
-            # Last, together: a node whose configuration failed has neither (fault state).
-            self.required = tuple(sorted(needs))
-            self.output = output
-            self.loop = ControlLoop(self.model.backend.core, spec.chunk, p['scheduler'],
-                                    min(p['replan_every'], spec.chunk), p['ensemble_decay'],
-                                    p['async_inference'], safety)
+        except SafetyConfigError as exc:
+            raise ConfigError(f'safety limits: {exc}') from None
+        settings = ControlSettings(p['scheduler'], p['replan_every'], p['ensemble_decay'],
+                                   p['async_inference'])
+        loop = ControlLoop(self.model.backend.core, spec.chunk, settings, safety)
+        needs = set(proprio.topics)
+        if is_end_effector(mode) and (limits.workspace_min or mode == 'pose'):
+            needs.add('ee_pose')       # the box needs the measured position
+        if joints:
+            needs.add('joint_states')  # holds and rate limits start from measurements
+        # Last, together: a failed configure leaves none of them.
+        self.joints, self.proprio, self.loop = joints, proprio, loop
+        self.required = tuple(sorted(needs))
+        self.output = CommandOutput(self, mode, p['frame_id'], joints, gripper, self.period)
+        if self.language is not None:
+            self._use_language(self.language)
+        asynchronous = ' (async)' if p['async_inference'] else ''
+        self.get_logger().info(
+            f'{p["command_mode"]} commands on {", ".join(self.output.topics)}, '
+            f'{p["scheduler"]} scheduling{asynchronous}, ticks on {p["tick_source"]}; '
+            + ('activate or call ' + self.resolve_service_name('~/enable') + ' to command'
+               if not p['autostart'] else 'activating')
+            + (' [DRY RUN]' if self.dry_run else ''))
 
-        def _on_set_parameters(self, params):
-            for param in params:
-                if param.name == 'dry_run':
-                    if not isinstance(param.value, bool):
-                        return SetParametersResult(successful=False,
-                                                         reason='dry_run is a bool')
-                    self.dry_run = param.value
-                    self.params.set('dry_run', param.value)
-                    where = '~/debug/* only' if param.value else 'the robot'
-                    self.get_logger().warning(f'dry_run is now {param.value}: commands go '
-                                              f'to {where}')
-            return SetParametersResult(successful=True)
+    def activated(self) -> Optional[str]:
+        """Refuse while the e-stop is latched; else start from a flushed plan."""
+        if self.estop:
+            return 'e-stop is active: publish false on estop first'
+        self.loop.flush()
+        self.acting, self.hold_reason = False, ''
+        self.get_logger().info('enabled: commanding the robot'
+                               + (' [DRY RUN]' if self.dry_run else ''))
+        return None
 
-        # ------------------------------------------------------------- inputs
-        def _on_vision(self, msg) -> None:
-            now = now_seconds(self)
-            try:
-                features = tensor_codec.decode(msg)
-            except tensor_codec.CodecError as exc:
-                self.vision_error = f'malformed vision_features: {exc}'
-                self.get_logger().error(self.vision_error, throttle_duration_sec=5.0)
-                return
-            if self.model.fingerprint and features.producer != self.model.fingerprint:
-                self.vision_error = (f'vision_features come from model {features.producer!r} '
-                                     f'but this policy runs {self.model.fingerprint!r}: start '
-                                     f'the perception node with the same checkpoint')
-                self.get_logger().error(self.vision_error, throttle_duration_sec=5.0)
-                return
-            self.vision_error = None
-            self.vision = (features, now)
-            if self.params['tick_source'] == 'features' and self.loop is not None:
-                self.pending, self.pending_since = features, time.monotonic()
-                self._try_pending()
+    def deactivated(self) -> None:
+        """Hold: drop the plan and send one hold command (zero twist / last target)."""
+        if self.loop is not None:
+            self.loop.interrupt()
+        self._stop_command()
+        self.acting = False
 
-        def _on_language(self, msg) -> None:
-            self.language_time = now_seconds(self)
-            try:
-                features = tensor_codec.decode(msg)
-            except tensor_codec.CodecError as exc:
-                self.language_error = f'malformed language_features: {exc}'
-                self.get_logger().error(self.language_error)
-                return
-            if self.model.fingerprint and features.producer != self.model.fingerprint:
-                self.language_error = (f'language_features come from model '
-                                       f'{features.producer!r} but this policy runs '
-                                       f'{self.model.fingerprint!r}')
-                self.get_logger().error(self.language_error)
-                if self.loop is not None:
-                    self.loop.clear_language()
-                return
-            self.language_error = None
-            if self.loop is None:
-                return
-            if features.tokens == 0:
-                self.language_state = 'refused'
-                self.loop.clear_language()
-                self.get_logger().warning('no usable instruction (empty or refused by the '
-                                          'instruction node): holding')
-                return
-            mask = features.tensors['mask'][..., 0].astype(np.int64)
-            self.loop.set_language(features.tensors['tokens'], mask)
-            self.language_state = 'ok'
-            self.get_logger().info('new instruction: action queue flushed')
+    def released(self) -> None:
+        """Stop the worker thread and remove the command publishers."""
+        if self.loop is not None:
+            self.loop.close()
+        if self.output is not None:
+            self.output.close(self)
+        self.loop = self.output = self.proprio = None
+        self.required, self.joints, self.pending = (), [], None
 
-        def _on_joint_state(self, msg) -> None:
-            self.joint_state = (msg, now_seconds(self))
+    # ------------------------------------------------------------- parameters
+    def _on_set_parameters(self, params):
+        for param in params:
+            if param.name == 'dry_run':
+                if not isinstance(param.value, bool):
+                    return SetParametersResult(successful=False, reason='dry_run is a bool')
+                self.dry_run = param.value
+                self.params.set('dry_run', param.value)
+                where = '~/debug/* only' if param.value else 'the robot'
+                self.get_logger().warning(f'dry_run is now {param.value}: commands go '
+                                          f'to {where}')
+        return SetParametersResult(successful=True)
+
+    # ------------------------------------------------------------- inputs
+    def _on_vision(self, msg) -> None:
+        now = now_seconds(self)
+        try:
+            features = tensor_codec.decode(msg)
+        except tensor_codec.CodecError as exc:
+            self.vision_error = f'malformed vision_features: {exc}'
+            self.get_logger().error(self.vision_error, throttle_duration_sec=5.0)
+            return
+        fingerprint = self.model.fingerprint if self.model is not None else ''
+        if fingerprint and features.producer != fingerprint:
+            self.vision_error = (f'vision_features come from model {features.producer!r} '
+                                 f'but this policy runs {fingerprint!r}: start the '
+                                 f'perception node with the same checkpoint')
+            self.get_logger().error(self.vision_error, throttle_duration_sec=5.0)
+            return
+        self.vision_error = None
+        self.vision = (features, now)
+        if self.params['tick_source'] == 'features' and self.loop is not None:
+            self.pending, self.pending_since = features, time.monotonic()
             self._try_pending()
 
-        def _on_ee_pose(self, msg) -> None:
-            self.ee_pose = (msg, now_seconds(self))
-            if self.output is not None and self.params['command_mode'] == 'pose':
-                q = msg.pose.orientation
-                self.output.orientation = (q.x, q.y, q.z, q.w)
+    def _on_language(self, msg) -> None:
+        self.language_time = now_seconds(self)
+        try:
+            features = tensor_codec.decode(msg)
+        except tensor_codec.CodecError as exc:
+            self.language_error = f'malformed language_features: {exc}'
+            self.get_logger().error(self.language_error)
+            return
+        self.language = features
+        if self.loop is not None:
+            self._use_language(features)
+
+    def _use_language(self, features) -> None:
+        fingerprint = self.model.fingerprint
+        if fingerprint and features.producer != fingerprint:
+            self.language_error = (f'language_features come from model '
+                                   f'{features.producer!r} but this policy runs '
+                                   f'{fingerprint!r}')
+            self.get_logger().error(self.language_error)
+            self.loop.clear_language()
+            return
+        self.language_error = None
+        if features.tokens == 0:
+            self.language_state = 'refused'
+            self.loop.clear_language()
+            self.get_logger().warning('no usable instruction (empty or refused by the '
+                                      'instruction node): holding')
+            return
+        mask = features.tensors['mask'][..., 0].astype(np.int64)
+        self.loop.set_language(features.tensors['tokens'], mask)
+        self.language_state = 'ok'
+        self.get_logger().info('new instruction: action queue flushed')
+
+    def _on_joint_state(self, msg) -> None:
+        self.joint_state = (msg, now_seconds(self))
+        self._try_pending()
+
+    def _on_ee_pose(self, msg) -> None:
+        self.ee_pose = (msg, now_seconds(self))
+        if self.output is not None and self.params['command_mode'] == 'pose':
+            q = msg.pose.orientation
+            self.output.orientation = (q.x, q.y, q.z, q.w)
+        self._try_pending()
+
+    def _on_estop(self, msg) -> None:
+        if msg.data and not self.estop:
+            self.estop = True
+            self.get_logger().error('E-STOP: holding; clear it (estop false) and call '
+                                    f'{self.resolve_service_name("~/enable")} to resume')
+            if self.active:
+                self.trigger_deactivate()
+            self.diag.update(WARN, 'e-stop active')
+        elif not msg.data and self.estop:
+            self.estop = False
+            self.get_logger().warning('e-stop cleared; the policy stays inactive until '
+                                      f'{self.resolve_service_name("~/enable")} is called')
+            self.diag.update(OK, 'disabled (e-stop cleared)')
+
+    # ------------------------------------------------------------- services
+    def _on_enable(self, request, response):
+        state = self.lifecycle_state
+        if request.data:
+            if state == 'active':
+                response.success, response.message = True, 'enabled (already active)'
+            elif state != 'inactive':
+                why = self.fault or 'configure it first (lifecycle configure)'
+                response.success, response.message = False, f'cannot enable ({state}): {why}'
+            elif self.trigger_activate() == SUCCESS:
+                response.success, response.message = True, 'enabled'
+            else:
+                response.success = False
+                response.message = ('e-stop is active: publish false on estop first'
+                                    if self.estop else 'activation failed (see the log)')
+        else:
+            if state == 'active':
+                self.trigger_deactivate()
+                self.get_logger().info('disabled')
+            response.success, response.message = True, 'disabled'
+        self._refresh()
+        return response
+
+    def _on_reset(self, request, response):
+        if self.loop is None:
+            response.success = False
+            response.message = f'cannot reset ({self.lifecycle_state}): {self.fault or "no model"}'
+            return response
+        self.loop.flush()
+        self.output.forget()
+        self.pending = None
+        response.success, response.message = True, 'action queue flushed'
+        self.get_logger().info('reset: action queue flushed')
+        return response
+
+    # ------------------------------------------------------------- ticks
+    def _proprio_current(self, stamp: float) -> bool:
+        for topic in self.proprio.topics:
+            latest = self.joint_state if topic == 'joint_states' else self.ee_pose
+            if latest is None:
+                return False
+            s = latest[0].header.stamp
+            if s.sec + s.nanosec * 1e-9 < stamp - 1e-6:
+                return False
+        return True
+
+    def _try_pending(self) -> None:
+        if self.pending is None or self.loop is None:
+            return
+        waited = time.monotonic() - self.pending_since
+        if not self._proprio_current(self.pending.stamp):
+            remaining = self.params['proprio_wait'] - waited
+            if remaining > 0:
+                if self._wait_timer is None:
+                    self._wait_timer = self.create_timer(remaining, self._wait_expired)
+                return
+        features, self.pending = self.pending, None
+        self._cancel_wait()
+        self._tick(features.stamp_msg)
+
+    def _wait_expired(self) -> None:
+        self._cancel_wait()
+        if self.pending is not None:
+            self.pending_since = -1e9   # waited long enough: tick with what there is
             self._try_pending()
 
-        def _on_estop(self, msg) -> None:
-            if msg.data and not self.estop:
-                self.estop = True
-                was_enabled, self.enabled = self.enabled, False
-                self.get_logger().error('E-STOP: holding; clear it (estop false) and call '
-                                        f'{self.resolve_service_name("~/enable")} to resume')
-                if self.loop is not None:
-                    self.loop.interrupt()
-                if was_enabled:
-                    self._stop_command()
-                self.state = 'estop'
-                self.diag.update(WARN, 'e-stop active')
-            elif not msg.data and self.estop:
-                self.estop = False
-                self.state = 'disabled'
-                self.get_logger().warning('e-stop cleared; the policy stays disabled until '
-                                          f'{self.resolve_service_name("~/enable")} is called')
-                self.diag.update(OK, 'disabled (e-stop cleared)')
+    def _cancel_wait(self) -> None:
+        if self._wait_timer is not None:
+            self.destroy_timer(self._wait_timer)
+            self._wait_timer = None
 
-        # ------------------------------------------------------------- services
-        def _on_enable(self, request, response):
-            if request.data:
-                if self.fault is not None:
-                    response.success, response.message = False, f'cannot enable: {self.fault}'
-                elif self.estop:
-                    response.success = False
-                    response.message = 'e-stop is active: publish false on estop first'
-                else:
-                    if not self.enabled:
-                        self.loop.flush()
-                    self.enabled = True
-                    self.state = 'enabled'
-                    response.success, response.message = True, 'enabled'
-                    self.get_logger().info('enabled' + (' [DRY RUN]' if self.dry_run else ''))
-            else:
-                if self.enabled:
-                    self.enabled = False
-                    self.loop.interrupt()
-                    self._stop_command()
-                    self.get_logger().info('disabled')
-                self.state = 'estop' if self.estop else 'disabled'
-                response.success, response.message = True, 'disabled'
-            self._report()
-            return response
+    def _on_timer(self) -> None:
+        now = time.monotonic()
+        if self._last_timer is not None:
+            gap = now - self._last_timer
+            if gap > 1.5 * self.period:
+                self.missed_ticks += int(round(gap / self.period)) - 1
+        self._last_timer = now
+        if self.params['tick_source'] == 'timer':
+            stamp = self.vision[0].stamp_msg if self.vision else None
+            self._tick(stamp)
+        elif now - self._last_tick > 1.5 * self.period:
+            self._tick(None, watchdog=True)
 
-        def _on_reset(self, request, response):
-            if self.loop is None:
-                response.success, response.message = False, f'cannot reset: {self.fault}'
-                return response
-            self.loop.flush()
-            self.output.forget()
-            self.pending = None
-            response.success, response.message = True, 'action queue flushed'
-            self.get_logger().info('reset: action queue flushed')
-            return response
+    def _problems(self, now: float) -> List[Tuple[int, str, str]]:
+        """(level, input, text) for every input that stops motion now."""
+        out = []
+        max_age = self.params['max_age']
+        if self.language_error:
+            out.append((ERROR, 'language_features', self.language_error))
+        elif self.language_state == 'none':
+            out.append((WARN, 'instruction', 'no instruction yet: publish one on '
+                                             'instruction'))
+        elif self.language_state == 'refused':
+            out.append((WARN, 'instruction', 'the last instruction was empty or refused '
+                                             '(see the instruction node)'))
+        if self.vision_error:
+            out.append((ERROR, 'vision_features', self.vision_error))
+        elif self.vision is None:
+            out.append((ERROR, 'vision_features', 'no vision_features received (is the '
+                                                  'perception node running?)'))
+        else:
+            features, received = self.vision
+            if now - features.stamp > max_age or now - received > max_age:
+                out.append((ERROR, 'vision_features',
+                            f'vision_features stale: the image is older than max_age '
+                            f'{max_age:g} s (is the camera / perception node running?)'))
+        for topic in self.required:
+            latest = self.joint_state if topic == 'joint_states' else self.ee_pose
+            if latest is None:
+                out.append((ERROR, topic, f'no {topic} received'))
+                continue
+            msg, received = latest
+            s = msg.header.stamp
+            stamp = s.sec + s.nanosec * 1e-9 if (s.sec or s.nanosec) else received
+            if now - stamp > max_age:
+                out.append((ERROR, topic, f'{topic} stale: older than max_age '
+                                          f'{max_age:g} s'))
+        return out
 
-        # ------------------------------------------------------------- ticks
-        def _proprio_current(self, stamp: float) -> bool:
-            for topic in self.proprio.topics:
-                latest = self.joint_state if topic == 'joint_states' else self.ee_pose
-                if latest is None:
-                    return False
-                s = latest[0].header.stamp
-                if s.sec + s.nanosec * 1e-9 < stamp - 1e-6:
-                    return False
-            return True
-
-        def _try_pending(self) -> None:
-            if self.pending is None or self.loop is None:
-                return
-            waited = time.monotonic() - self.pending_since
-            if not self._proprio_current(self.pending.stamp):
-                remaining = self.params['proprio_wait'] - waited
-                if remaining > 0:
-                    if self._wait_timer is None:
-                        self._wait_timer = self.create_timer(remaining, self._wait_expired)
-                    return
-            features, self.pending = self.pending, None
-            self._cancel_wait()
-            self._tick(features.stamp_msg)
-
-        def _wait_expired(self) -> None:
-            self._cancel_wait()
-            if self.pending is not None:
-                self.pending_since = -1e9   # waited long enough: tick with what there is
-                self._try_pending()
-
-        def _cancel_wait(self) -> None:
-            if self._wait_timer is not None:
-                self.destroy_timer(self._wait_timer)
-                self._wait_timer = None
-
-        def _on_timer(self) -> None:
-            now = time.monotonic()
-            if self._last_timer is not None:
-                gap = now - self._last_timer
-                if gap > 1.5 * self.period:
-                    self.missed_ticks += int(round(gap / self.period)) - 1
-            self._last_timer = now
-            if self.params['tick_source'] == 'timer':
-                stamp = self.vision[0].stamp_msg if self.vision else None
-                self._tick(stamp)
-            elif now - self._last_tick > 1.5 * self.period:
-                self._tick(None, watchdog=True)
-
-        def _problems(self, now: float) -> List[Tuple[int, str, str]]:
-            """(level, input, text) for every input that stops motion now."""
-            out = []
-            max_age = self.params['max_age']
-            if self.language_error:
-                out.append((ERROR, 'language_features', self.language_error))
-            elif self.language_state == 'none':
-                out.append((WARN, 'instruction', 'no instruction yet: publish one on '
-                                                 'instruction'))
-            elif self.language_state == 'refused':
-                out.append((WARN, 'instruction', 'the last instruction was empty or refused '
-                                                 '(see the instruction node)'))
-            if self.vision_error:
-                out.append((ERROR, 'vision_features', self.vision_error))
-            elif self.vision is None:
-                out.append((ERROR, 'vision_features', 'no vision_features received (is the '
-                                                      'perception node running?)'))
-            else:
-                features, received = self.vision
-                if now - features.stamp > max_age or now - received > max_age:
-                    out.append((ERROR, 'vision_features',
-                                f'vision_features stale: the image is older than max_age '
-                                f'{max_age:g} s (is the camera / perception node running?)'))
-            for topic in self.required:
-                latest = self.joint_state if topic == 'joint_states' else self.ee_pose
-                if latest is None:
-                    out.append((ERROR, topic, f'no {topic} received'))
-                    continue
-                msg, received = latest
-                s = msg.header.stamp
-                stamp = s.sec + s.nanosec * 1e-9 if (s.sec or s.nanosec) else received
-                if now - stamp > max_age:
-                    out.append((ERROR, topic, f'{topic} stale: older than max_age '
-                                              f'{max_age:g} s'))
-            return out
-
-        def _measured(self) -> Optional[np.ndarray]:
-            try:
-                if self.joints:
-                    return (joint_positions(self.joint_state[0], self.joints)
-                            if self.joint_state else None)
-                if self.ee_pose is not None:
-                    return pose_values(self.ee_pose[0], 'position')
-            except ProprioError:
-                return None
+    def _measured(self) -> Optional[np.ndarray]:
+        try:
+            if self.joints:
+                return (joint_positions(self.joint_state[0], self.joints)
+                        if self.joint_state else None)
+            if self.ee_pose is not None:
+                return pose_values(self.ee_pose[0], 'position')
+        except ProprioError:
             return None
+        return None
 
-        def _tick(self, stamp_msg, watchdog: bool = False) -> None:
-            if not watchdog:
-                self._last_tick = time.monotonic()
-            if self.fault is not None or self.estop or not self.enabled:
-                return
-            now = now_seconds(self)
-            problems = self._problems(now)
-            stamp = stamp_msg if (stamp_msg is not None and not watchdog) else (
-                seconds_to_stamp(now))
-            if problems:
-                level = max(p[0] for p in problems)
-                self._hold(stamp, level, '; '.join(p[2] for p in problems))
-                return
-            if watchdog:
-                return  # inputs are fresh: the next features message brings the next tick
-            features = self.vision[0]
-            try:
-                proprio = self.proprio.assemble(
-                    self.joint_state[0] if self.joint_state else None,
-                    self.ee_pose[0] if self.ee_pose else None)
-            except ProprioError as exc:
-                self._hold(stamp, ERROR, str(exc))
-                return
-            result = self.loop.step(TickInput(self.tick, features.tensors['tokens'], proprio,
-                                              self._measured()))
-            self.tick += 1
-            if result.action is None:
-                self._hold(stamp, result.level, result.hold_reason, interrupt=False)
-                return
-            self.output.publish(result.action, stamp, self.dry_run)
-            latency = now_seconds(self) - features.stamp
-            self.latency.add(latency)
-            if latency > self.period:
-                self.late_ticks += 1
-            self.rate.tick()
-            if result.clamped:
-                self.clamps += 1
-                self.last_clamped = result.clamped
-            self.hold_reason = ''
-            if self.state != 'acting':
-                self.state = 'acting'
-                self.level = OK
-                self.diag.update(OK, 'acting' + (' [DRY RUN]' if self.dry_run else ''))
+    def _tick(self, stamp_msg, watchdog: bool = False) -> None:
+        if not watchdog:
+            self._last_tick = time.monotonic()
+        if self.loop is None or self.estop or not self.active:
+            return
+        now = now_seconds(self)
+        problems = self._problems(now)
+        stamp = stamp_msg if (stamp_msg is not None and not watchdog) else (
+            seconds_to_stamp(now))
+        if problems:
+            level = max(p[0] for p in problems)
+            self._hold(stamp, level, '; '.join(p[2] for p in problems))
+            return
+        if watchdog:
+            return  # inputs are fresh: the next features message brings the next tick
+        features = self.vision[0]
+        try:
+            proprio = self.proprio.assemble(
+                self.joint_state[0] if self.joint_state else None,
+                self.ee_pose[0] if self.ee_pose else None)
+        except ProprioError as exc:
+            self._hold(stamp, ERROR, str(exc))
+            return
+        result = self.loop.step(TickInput(self.tick, features.tensors['tokens'], proprio,
+                                          self._measured()))
+        self.tick += 1
+        if result.action is None:
+            self._hold(stamp, result.level, result.hold_reason, interrupt=False)
+            return
+        self.output.publish(result.action, stamp, self.dry_run)
+        latency = now_seconds(self) - features.stamp
+        self.latency.add(latency)
+        if latency > self.period:
+            self.late_ticks += 1
+        self.rate.tick()
+        if result.clamped:
+            self.clamps += 1
+            self.last_clamped = result.clamped
+        self.hold_reason = ''
+        if not self.acting:
+            self.acting = True
+            self.level = OK
+            self.diag.update(OK, 'acting' + (' [DRY RUN]' if self.dry_run else ''))
 
-        def _hold(self, stamp, level: int, reason: str, interrupt: bool = True) -> None:
-            if interrupt:
-                self.loop.interrupt()
-            self.output.hold(stamp, self.dry_run, self._measured())
-            self.holds += 1
-            if (self.state, self.hold_reason) != ('holding', reason):
-                # rclpy ties one severity to one call site: two calls, not one variable.
-                if level >= ERROR:
-                    self.get_logger().error(f'holding: {reason}', throttle_duration_sec=2.0)
-                else:
-                    self.get_logger().warning(f'holding: {reason}', throttle_duration_sec=2.0)
-            self.state, self.hold_reason, self.level = 'holding', reason, level
-            self.diag.update(level, f'holding: {reason}')
-
-        def _stop_command(self) -> None:
-            """One hold command when actuation stops (a velocity robot gets zero)."""
-            if self.output is not None:
-                self.output.hold(seconds_to_stamp(now_seconds(self)), self.dry_run,
-                                 self._measured())
-
-        # ------------------------------------------------------------- reporting
-        def _report(self) -> None:
-            now = now_seconds(self)
-            p = self.params
-            values: Dict[str, object] = {
-                'state': self.state, 'enabled': self.enabled, 'estop': self.estop,
-                'dry_run': self.dry_run, 'command_mode': p['command_mode'],
-                'tick_source': p['tick_source'], 'scheduler': p['scheduler'],
-                'async_inference': p['async_inference'], 'rate_hz': self.rate.rate(),
-                'commands': self.rate.count, 'holds': self.holds,
-                'missed_ticks': self.missed_ticks, 'late_ticks': self.late_ticks,
-                'clamped_ticks': self.clamps, 'last_clamped': ','.join(self.last_clamped),
-                'instruction': self.language_state, 'backend': self.model.description,
-                'model_id': self.model.model_id, 'hold_reason': self.hold_reason,
-                'fault': self.fault or ''}
-            if self.loop is not None:
-                values['flushes'] = self.loop.flushes
-                values['inferences'] = self.loop.inferences
-                for k, v in self.loop.inference.percentiles_ms((50, 99)).items():
-                    values[f'inference_{k}_ms'] = v
-            for k, v in self.latency.percentiles_ms().items():
-                values[f'latency_{k}_ms'] = v
-            if self.vision is not None:
-                values['image_age_ms'] = (now - self.vision[0].stamp) * 1e3
-                values['vision_features_age_ms'] = (now - self.vision[1]) * 1e3
-            for name, latest in (('joint_states', self.joint_state),
-                                 ('ee_pose', self.ee_pose)):
-                if latest is not None:
-                    values[f'{name}_age_ms'] = (now - latest[1]) * 1e3
-            if self.language_time is not None:
-                values['language_features_age_s'] = now - self.language_time
-            problems = self._problems(now) if self.fault is None else []
-            if self.fault is not None:
-                level, message = ERROR, f'fault: {self.fault}'
-            elif self.estop:
-                level, message = WARN, 'e-stop active'
-            elif not self.enabled:
-                level, message = OK, 'disabled'
-                if problems:
-                    level = WARN
-                    message += ' (inputs: ' + '; '.join(q[2] for q in problems) + ')'
-            elif self.state == 'holding':
-                level, message = self.level, f'holding: {self.hold_reason}'
-            elif self.state == 'acting':
-                level, message = OK, 'acting' + (' [DRY RUN]' if self.dry_run else '')
+    def _hold(self, stamp, level: int, reason: str, interrupt: bool = True) -> None:
+        if interrupt:
+            self.loop.interrupt()
+        self.output.hold(stamp, self.dry_run, self._measured())
+        self.holds += 1
+        if self.acting or self.hold_reason != reason:
+            # rclpy ties one severity to one call site: two calls, not one variable.
+            if level >= ERROR:
+                self.get_logger().error(f'holding: {reason}', throttle_duration_sec=2.0)
             else:
-                level, message = WARN, 'enabled, waiting for the first tick'
-            self.diag.update(level, message, **values)
+                self.get_logger().warning(f'holding: {reason}', throttle_duration_sec=2.0)
+        self.acting, self.hold_reason, self.level = False, reason, level
+        self.diag.update(level, f'holding: {reason}')
 
-        def shutdown(self) -> None:
-            """Stop cleanly: a last zero twist if enabled, then stop the worker thread."""
-            if self.enabled and not self.estop:
-                self._stop_command()
-            if self.loop is not None:
-                self.loop.close()
+    def _stop_command(self) -> None:
+        """One hold command when actuation stops (a velocity robot gets zero)."""
+        if self.output is not None:
+            self.output.hold(seconds_to_stamp(now_seconds(self)), self.dry_run,
+                             self._measured())
 
-    return _PolicyNode()
+    # ------------------------------------------------------------- reporting
+    def report(self):
+        """Rates, holds, latencies, input ages and what the policy does now."""
+        now = now_seconds(self)
+        p = self.params
+        values: Dict[str, object] = {
+            'enabled': self.active, 'estop': self.estop, 'dry_run': self.dry_run,
+            'command_mode': p['command_mode'], 'tick_source': p['tick_source'],
+            'scheduler': p['scheduler'], 'async_inference': p['async_inference'],
+            'rate_hz': self.rate.rate(), 'commands': self.rate.count, 'holds': self.holds,
+            'missed_ticks': self.missed_ticks, 'late_ticks': self.late_ticks,
+            'clamped_ticks': self.clamps, 'last_clamped': ','.join(self.last_clamped),
+            'instruction': self.language_state, 'hold_reason': self.hold_reason}
+        if self.loop is not None:
+            values['flushes'] = self.loop.flushes
+            values['inferences'] = self.loop.inferences
+            for k, v in self.loop.inference.percentiles_ms((50, 99)).items():
+                values[f'inference_{k}_ms'] = v
+        for k, v in self.latency.percentiles_ms().items():
+            values[f'latency_{k}_ms'] = v
+        if self.vision is not None:
+            values['image_age_ms'] = (now - self.vision[0].stamp) * 1e3
+            values['vision_features_age_ms'] = (now - self.vision[1]) * 1e3
+        for name, latest in (('joint_states', self.joint_state), ('ee_pose', self.ee_pose)):
+            if latest is not None:
+                values[f'{name}_age_ms'] = (now - latest[1]) * 1e3
+        if self.language_time is not None:
+            values['language_features_age_s'] = now - self.language_time
+        dry = ' [DRY RUN]' if self.dry_run else ''
+        if self.estop:
+            return WARN, 'e-stop active', values
+        if not self.active:
+            problems = self._problems(now) if self.loop is not None else []
+            message = 'disabled (inactive): activate or call ~/enable to command'
+            if problems:
+                return WARN, message + ' (inputs: ' + '; '.join(q[2] for q in problems) + ')', \
+                    values
+            return OK, message, values
+        if self.hold_reason:
+            return self.level, f'holding: {self.hold_reason}', values
+        if self.acting:
+            return OK, 'acting' + dry, values
+        return WARN, 'enabled, waiting for the first tick', values
 
 
 def main(args=None) -> int:
     """Console script ``policy_node``."""
-    from .runtime import run_node
-    return run_node(make_node, args)
+    return run_node(PolicyNode, args)
 
 
 if __name__ == '__main__':

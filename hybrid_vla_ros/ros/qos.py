@@ -1,4 +1,4 @@
-"""The QoS profiles of every topic, in one place (DESIGN.md "Topics").
+"""The QoS profiles of every topic, in one place (docs/ros.md, "Topics").
 
 - sensors (images, joint states, end-effector pose): best effort, keep last 1, volatile —
   always the newest sample, never a queue of old ones; a best-effort subscription also

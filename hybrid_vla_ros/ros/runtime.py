@@ -32,8 +32,9 @@ def seconds_to_stamp(seconds: float):
 def run_node(factory: Callable[[], object], args: Optional[List[str]] = None) -> int:
     """Create the node with `factory()` after rclpy.init(args) and spin until a signal.
 
-    The node may define ``shutdown()`` (called before it is destroyed). Returns the exit
-    code (0 on a signal-initiated stop).
+    The node may define ``start()`` (called once it exists: a managed node brings itself
+    up there) and ``shutdown()`` (called before it is destroyed). Returns the exit code
+    (0 on a signal-initiated stop).
     """
     import rclpy
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
@@ -50,6 +51,8 @@ def run_node(factory: Callable[[], object], args: Optional[List[str]] = None) ->
     node = None
     try:
         node = factory()
+        if hasattr(node, 'start'):
+            node.start()
         executor = SingleThreadedExecutor()
         executor.add_node(node)
         while not stop.is_set() and rclpy.ok():

@@ -39,7 +39,8 @@ from . import camera_names, make_env
 from .env import SimEnv
 from .recorder import PARTIAL_DIR, EpisodeWriter
 from ..schema import ConfigError
-from ..worker_processes import describe_exit, job_queue, picklable, queued_jobs, watch_parent
+from ..worker_processes import (WorkerDied, describe_exit, picklable, queued_jobs,
+                                run_in_processes, watch_parent)
 from .tasks import DEFAULT_SUITE, TaskError, select_tasks
 
 
@@ -196,15 +197,16 @@ class PolicyDriver:
 
     """
 
-    def __init__(self, checkpoint, share: float = 1.0, backend: str = 'onnxruntime'):
-        from ..evaluation.policy_runner import PolicyRunner
+    def __init__(self, checkpoint, share: float = 1.0, backend: str = 'onnxruntime',
+                 suite: str = DEFAULT_SUITE):
         from ..inference import load_backend
+        from .policy_step import sim_controller
         if not 0.0 < share <= 1.0:
             raise ConfigError(f'policy share must be in (0, 1], got {share}')
         self.checkpoint = str(checkpoint)
         self.share = float(share)
-        self.runner = PolicyRunner(load_backend(checkpoint, backend, threads=1))
-        self.spec = self.runner.spec
+        self.controller = sim_controller(load_backend(checkpoint, backend, threads=1), suite)
+        self.spec = self.controller.spec
 
     @property
     def cameras(self) -> List[str]:
@@ -218,12 +220,15 @@ class PolicyDriver:
 
     def reset(self, instruction: str) -> None:
         """Start an episode with `instruction`."""
-        self.runner.reset(instruction)
+        self.controller.reset(instruction)
 
     def action(self, env: SimEnv, obs) -> Optional[np.ndarray]:
-        """The policy's env action for `obs`; None when the policy gave no finite action."""
-        from ..evaluation.closed_loop import policy_env_action
-        return policy_env_action(env, self.runner, obs)
+        """The policy's env action for `obs` through the robot's control path (scheduling
+        and the suite's safety limits, `sim_controller`); None when the policy holds (the
+        expert acts on that step)."""
+        from .policy_step import policy_env_action
+        action, result = policy_env_action(env, self.controller, obs)
+        return None if result.action is None else action
 
 
 def _perturbed_dims(env: SimEnv) -> int:
@@ -341,7 +346,7 @@ def collect(out_dir, suite: str = DEFAULT_SUITE, tasks: Optional[Sequence[str]] 
     if unknown:
         raise TaskError(f'unknown camera(s) {", ".join(unknown)} for the {suite} suite; '
                         f'choose from {", ".join(camera_names(suite))}')
-    driver = PolicyDriver(policy, policy_share) if policy is not None else None
+    driver = PolicyDriver(policy, policy_share, suite=suite) if policy is not None else None
     if driver is not None:
         cameras, image_size = _cameras_for_driver(driver, cameras, image_size)
     elif image_size is None:
@@ -431,8 +436,15 @@ def _record_serially(spec: _RecordSpec, out: Path, pending: Sequence[Tuple[str, 
             env.close()
 
 
-class CollectWorkerDied(RuntimeError):
+class CollectWorkerDied(WorkerDied):
     """A collector worker process ended without reporting (killed, out of memory)."""
+
+
+def _collect_worker_died(pid: int, code: Optional[int], what) -> CollectWorkerDied:
+    return CollectWorkerDied(
+        f'collector worker process {pid} died ({describe_exit(code)}); the episodes it '
+        'finished are kept. Run the same command again to record the rest, with fewer '
+        '--workers if memory ran out.')
 
 
 class _Orphaned(BaseException):
@@ -440,8 +452,8 @@ class _Orphaned(BaseException):
 
 
 def _collect_worker(spec: _RecordSpec, out: str, jobs, events, stop) -> None:
-    """A worker process: record the (task, seed) episodes taken from `jobs` until its None
-    sentinel, posting ('done', EpisodeResult) for each, then ('exit',); ('stopped',) when
+    """A worker process (`run_in_processes`): record the (task, seed) episodes taken from
+    `jobs`, posting ('done', EpisodeResult) for each, then ('exit',); ('stopped',) when
     `stop` was set, ('error', exception) on a failure."""
     import os
     orphaned = watch_parent()  # Ctrl-C is the parent's to handle: it sets `stop`
@@ -453,8 +465,8 @@ def _collect_worker(spec: _RecordSpec, out: str, jobs, events, stop) -> None:
             raise _Orphaned
 
     try:
-        driver = (PolicyDriver(spec.policy, spec.policy_share) if spec.policy is not None
-                  else None)
+        driver = (PolicyDriver(spec.policy, spec.policy_share, suite=spec.suite)
+                  if spec.policy is not None else None)
         _record_serially(spec, Path(out), queued_jobs(jobs, check), driver, check,
                          lambda result: events.put(('done', result)), shared_partial_dir=True)
         events.put(('exit',))
@@ -473,68 +485,15 @@ def _record_in_processes(spec: _RecordSpec, out: Path, pending: Sequence[Tuple[s
     `recorded` as episodes finish. Ctrl-C (`stop_request`) and any failure stop every worker
     at its next control step (its unfinished bag is removed) before KeyboardInterrupt or the
     error propagates; episodes finished until then are still reported."""
-    import multiprocessing as mp
-    import queue
-    # spawn, not fork: MuJoCo's GL context does not survive a fork.
-    ctx = mp.get_context('spawn')
-    jobs, events, stop = job_queue(ctx, pending, workers), ctx.Queue(), ctx.Event()
-    procs = [ctx.Process(target=_collect_worker, name=f'collect-worker-{i}', daemon=True,
-                         args=(spec, str(out), jobs, events, stop))
-             for i in range(workers)]
-
-    def handle(event) -> None:
-        if event[0] == 'done':
-            recorded(event[1])
-        elif event[0] == 'error':
-            raise event[1]
-
-    ended = 0
     try:
-        for p in procs:
-            p.start()
-        while ended < workers:
-            stop_request.check()
-            try:
-                event = events.get(timeout=0.5)
-            except queue.Empty:
-                _check_workers_alive(procs)
-                continue
-            if event[0] in ('exit', 'stopped'):
-                ended += 1
-            handle(event)
-    except BaseException:
-        stop.set()
-        deadline = time.monotonic() + 30.0
-        for p in procs:
-            p.join(timeout=max(0.0, deadline - time.monotonic()))
-        while True:  # episodes that finished while the workers were being stopped
-            try:
-                event = events.get(timeout=0.1)
-            except queue.Empty:
-                break
-            if event[0] == 'done':
-                recorded(event[1])
-        for p in procs:
-            if p.is_alive():
-                p.terminate()
-        raise
+        run_in_processes(_collect_worker, (spec, str(out)), pending, workers,
+                         lambda event: recorded(event[1]), 'collect', _collect_worker_died,
+                         poll=stop_request.check, graceful_stop=30.0)
     finally:
-        for p in procs:
-            p.join(timeout=10)
         try:
             (out / PARTIAL_DIR).rmdir()
         except OSError:  # not empty (a killed worker's bag: the next run removes it) or gone
             pass
-
-
-def _check_workers_alive(procs) -> None:
-    """Raise `CollectWorkerDied` when a worker ended without reporting."""
-    for p in procs:
-        if p.exitcode not in (None, 0):
-            raise CollectWorkerDied(
-                f'collector worker process {p.pid} died ({describe_exit(p.exitcode)}); '
-                'the episodes it finished are kept. Run the same command again to record the '
-                'rest, with fewer --workers if memory ran out.')
 
 
 def _cameras_for_driver(driver: PolicyDriver, cameras, image_size):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..cli import command
+from ..command_registry import command
 from ..schema import ConfigError
 from .tasks import DEFAULT_SUITE, MT50_TIERS, SUITES, TaskError, check_start_jitter
 

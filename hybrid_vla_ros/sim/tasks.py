@@ -31,6 +31,13 @@ COLOURS: Tuple[str, ...] = ('red', 'green', 'blue')
 MAX_START_JITTER = 0.1
 
 
+# The ROS 2 parameter file of each suite's simulated robot and policy (config/ros/): the
+# bring-up of the simulated graph reads it, and closed-loop evaluation applies its policy
+# safety limits, so both run the policy as the robot would.
+SIM_PARAMS: Dict[str, str] = {'metaworld': 'sim_demo.yaml', 'mt50': 'sim_mt50.yaml',
+                              'arm': 'sim_arm.yaml'}
+
+
 class TaskError(ConfigError):
     """An unknown suite, task or camera name, or a bad phrasing index; lists the valid ones."""
 

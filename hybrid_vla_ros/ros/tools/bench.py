@@ -26,8 +26,8 @@ from .demo import _sim_settings, latency_summary, start_graph, wait_ready
 
 def _untrained_checkpoint(config: str, directory: str) -> str:
     """An exported untrained checkpoint of `config` (latency does not depend on weights)."""
-    from ..export.onnx_export import export_checkpoint
-    from ..model import build_policy, load_model_config, save_checkpoint
+    from ...export.onnx_export import export_checkpoint
+    from ...model import build_policy, load_model_config, save_checkpoint
     path = Path(directory) / Path(config).stem
     save_checkpoint(build_policy(load_model_config(config)), path)
     export_checkpoint(path, log=lambda *a: None)
@@ -39,7 +39,7 @@ def run_bench(checkpoint: Optional[str] = None, config: Optional[str] = None,
               backend: str = 'onnxruntime', async_inference: bool = False,
               task: str = 'drawer-open', log_dir: Optional[str] = None, log=print) -> dict:
     """Run the benchmark; returns the results document (see the module docstring)."""
-    from ..inference.manifest import MANIFEST_FILE, ONNX_DIR
+    from ...inference.manifest import MANIFEST_FILE, ONNX_DIR
     from .driver import GraphDriver
     with tempfile.TemporaryDirectory() as tmp:
         if checkpoint is None:
@@ -47,7 +47,7 @@ def run_bench(checkpoint: Optional[str] = None, config: Optional[str] = None,
                 'the weights)')
             checkpoint = _untrained_checkpoint(config, tmp)
         elif not (Path(checkpoint) / ONNX_DIR / MANIFEST_FILE).is_file():
-            from ..export.onnx_export import export_checkpoint
+            from ...export.onnx_export import export_checkpoint
             export_checkpoint(checkpoint)
         sim = {'mode': 'realtime', 'rate': float(rate), 'auto_reset': True, 'task': task,
                'start_paused': False, **_sim_settings(checkpoint)}

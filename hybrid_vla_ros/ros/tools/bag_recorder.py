@@ -31,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from ..schema import ConfigError
+from ...schema import ConfigError
 from .bag_player import message_class
 
 STORAGES = ('mcap', 'sqlite3')

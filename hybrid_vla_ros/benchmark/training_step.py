@@ -26,11 +26,11 @@ from torch import nn
 
 from ..data.dataset import EpisodeDataset
 from ..data.torch_data import make_loader
-from ..inference.benchmark import machine_description
+from .results import machine_description
 from ..model.layers import Dropout
 from ..schema import ConfigError
-from .config import PARTS, StageConfig, load_train_config
-from .trainer import (LanguageCache, Objective, build_from_data, make_optimizer,
+from ..training.config import PARTS, StageConfig, load_train_config
+from ..training.trainer import (LanguageCache, Objective, build_from_data, make_optimizer,
                       prepare_batch, proprio_noise_scale, set_trainable, training_step)
 
 # name -> (the package's Dropout, fused AdamW)

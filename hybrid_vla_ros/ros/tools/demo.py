@@ -19,12 +19,12 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from ..schema import ConfigError
+from ...schema import ConfigError
 
 
 def _sim_settings(checkpoint: str) -> dict:
     """Simulator image size and cameras that match the checkpoint."""
-    from ..inference.spec import read_spec
+    from ...inference.spec import read_spec
     spec = read_spec(checkpoint)
     cam = spec.cameras[0]
     return {'image_size': int(cam['height']), 'cameras': [c['name'] for c in spec.cameras]}
@@ -105,7 +105,7 @@ def run_demo(checkpoint: str, suite: str = 'metaworld', tasks: Optional[List[str
              episodes: int = 2, seed: int = 1000, backend: str = 'onnxruntime',
              budget: float = 240.0, log_dir: Optional[str] = None, log=print) -> dict:
     """Run the demo (see the module docstring); returns the results document."""
-    from ..sim.tasks import get_task, task_names
+    from ...sim.tasks import get_task, task_names
     from .driver import GraphDriver
     t_start = time.monotonic()
     names = list(tasks) if tasks else task_names(suite)

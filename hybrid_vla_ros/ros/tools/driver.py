@@ -40,7 +40,7 @@ class GraphDriver:
         from std_msgs.msg import Bool, String
         from trajectory_msgs.msg import JointTrajectory
 
-        from . import qos
+        from .. import qos
         self._rclpy = rclpy
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
@@ -142,6 +142,22 @@ class GraphDriver:
         from std_srvs.srv import SetBool
         return self.call(SetBool, f'{node}/enable', SetBool.Request(data=on))
 
+    def lifecycle(self, node: str, transition: str) -> Optional[bool]:
+        """Request a lifecycle transition (``configure``, ``activate``, ``deactivate``,
+        ``cleanup``, ``shutdown``) of managed node `node` through its ChangeState service;
+        whether it succeeded (None when the service did not answer)."""
+        from lifecycle_msgs.msg import Transition
+        from lifecycle_msgs.srv import ChangeState
+        request = ChangeState.Request(transition=Transition(label=transition))
+        response = self.call(ChangeState, f'{node}/change_state', request)
+        return None if response is None else bool(response.success)
+
+    def lifecycle_state(self, node: str) -> Optional[str]:
+        """The lifecycle state label of managed node `node` (GetState), or None."""
+        from lifecycle_msgs.srv import GetState
+        response = self.call(GetState, f'{node}/get_state')
+        return None if response is None else response.current_state.label
+
     def trigger(self, name: str):
         """Call a std_srvs/Trigger service (``policy/reset``, ``sim_robot/reset``)."""
         from std_srvs.srv import Trigger
@@ -219,7 +235,7 @@ def say_once(text: str, topic: str = 'instruction', namespace: str = '',
     import rclpy
     from std_msgs.msg import String
 
-    from . import qos
+    from .. import qos
     context = rclpy.Context()
     rclpy.init(context=context)
     try:

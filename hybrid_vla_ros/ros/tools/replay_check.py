@@ -31,7 +31,7 @@ from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
-from ..schema import ConfigError
+from ...schema import ConfigError
 
 DEFAULT_TOLERANCE = 1e-4
 WIDE = 1e9  # safety bounds that never bind: the check compares raw policy output
@@ -109,7 +109,7 @@ def _input_topics(tm) -> Dict[str, str]:
 
 def _read_commands(bag_dir: Path):
     """(twists [(receive ns, stamp ns, (3,) linear)], grippers [(receive ns, value)])."""
-    from ..data.bag import open_bag
+    from ...data.bag import open_bag
     twists, grippers = [], []
     with open_bag(bag_dir) as reader:
         for connection, receive_ns, data in reader.messages():
@@ -147,9 +147,9 @@ def replay_check(checkpoint, bag, out, rate: float = 0.25,
     report (``out/offline/``), the recorded commands (``out/online_commands/``) and the
     node logs (``out/logs/``). `rate` slows playback (0.25: a quarter of real time) so a
     busy machine still answers every image before the next one."""
-    from ..data.bag import cdr_header_stamp
-    from ..evaluation.bag_eval import evaluate, resolve_topic_map
-    from ..inference.backend import load_backend
+    from ...data.bag import cdr_header_stamp
+    from ...evaluation.bag_eval import evaluate, resolve_topic_map
+    from ...inference.backend import load_backend
     from .bag_player import BagPlayer
     from .bag_recorder import BagRecorder
     from .bringup import Supervisor

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import sys
 
-from ..cli import command
-from ..schema import ConfigError
+from ...command_registry import command
+from ...schema import ConfigError
 
 
 def _bringup_args(p) -> None:
@@ -99,7 +99,7 @@ def demo(args) -> int:
     """Run the demo."""
     from pathlib import Path
 
-    from ..inference.manifest import MANIFEST_FILE, ONNX_DIR
+    from ...inference.manifest import MANIFEST_FILE, ONNX_DIR
     from .demo import print_summary, run_demo, write_doc
     from .nodeset import default_checkpoint
     checkpoint = args.checkpoint or default_checkpoint()

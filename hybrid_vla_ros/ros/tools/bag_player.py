@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
-from ..schema import ConfigError
+from ...schema import ConfigError
 
 # Keep-last depth of every playback publisher: a few seconds of a 30 Hz camera, so a
 # subscriber that is briefly slow does not lose reliable samples (DDS keeps at most this
@@ -163,7 +163,7 @@ class _BagSource:
     instead and deleted by `close`."""
 
     def __init__(self, path: Path) -> None:
-        from ..data.errors import BagContentError
+        from ...data.errors import BagContentError
         self.path = Path(path)
         if not self.path.is_dir():
             raise FileNotFoundError(f'{self.path}: no such bag directory')
@@ -181,7 +181,7 @@ class _BagSource:
         self._salvage()
 
     def _read_topics(self) -> None:
-        from ..data.bag import open_bag
+        from ...data.bag import open_bag
         with open_bag(self.read_path) as reader:
             self.topics = {name: _topic_info(name, info.connections, info.msgcount)
                            for name, info in reader.topics.items()}
@@ -189,8 +189,8 @@ class _BagSource:
     def _salvage(self) -> None:
         import tempfile
 
-        from ..data.errors import BagContentError
-        from ..data.salvage import salvage_mcap, storage_file
+        from ...data.errors import BagContentError
+        from ...data.salvage import salvage_mcap, storage_file
         if storage_file(self.path) is None:  # sqlite3, several files: nothing to walk
             return
         self._tmp = tempfile.mkdtemp(prefix='hybrid_vla_play_')
@@ -209,8 +209,8 @@ class _BagSource:
         read failure ends the iteration and appends its description to `errors`."""
         if self.read_path is None:
             return
-        from ..data.bag import open_bag
-        from ..data.errors import BagContentError
+        from ...data.bag import open_bag
+        from ...data.errors import BagContentError
         try:
             with open_bag(self.read_path) as reader:
                 connections = [c for name in topics for c in reader.topics[name].connections]

@@ -22,8 +22,8 @@ import threading
 import time
 from typing import Callable, Iterator, Tuple
 
-from ..cli import command
-from ..schema import ConfigError
+from ...command_registry import command
+from ...schema import ConfigError
 
 
 @contextlib.contextmanager

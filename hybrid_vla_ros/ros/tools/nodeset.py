@@ -23,8 +23,8 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from ..paths import PACKAGE, data_root
-from ..schema import ConfigError
+from ...paths import PACKAGE, data_root
+from ...schema import ConfigError
 
 
 
@@ -41,7 +41,7 @@ class NodeDecl:
 PERCEPTION = NodeDecl('perception', 'perception_node', 'hybrid_vla_ros.ros.perception_node')
 INSTRUCTION = NodeDecl('instruction', 'instruction_node', 'hybrid_vla_ros.ros.instruction_node')
 POLICY = NodeDecl('policy', 'policy_node', 'hybrid_vla_ros.ros.policy_node')
-SIM_ROBOT = NodeDecl('sim_robot', 'sim_robot_node', 'hybrid_vla_ros.ros.sim_robot_node')
+SIM_ROBOT = NodeDecl('sim_robot', 'sim_robot_node', 'hybrid_vla_ros.ros.tools.sim_robot_node')
 
 NODE_SETS: Dict[str, Tuple[NodeDecl, ...]] = {
     'robot': (PERCEPTION, INSTRUCTION, POLICY),

@@ -7,15 +7,13 @@ are wall-clock per call with `time.perf_counter`.
 
 from __future__ import annotations
 
-import json
-import platform
 import time
-from pathlib import Path
 from typing import Callable, Dict, List, Sequence
 
 import numpy as np
 
-from .backend import BackendUnavailable, load_backend
+from .results import machine_description
+from ..inference.backend import BackendUnavailable, load_backend
 
 
 def percentiles(samples_s: List[float]) -> Dict[str, float]:
@@ -58,20 +56,6 @@ def bench_backend(checkpoint, backend: str, threads: int, iterations: int,
     }
 
 
-def machine_description() -> str:
-    """CPU model and core count, for the results file."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path('/proc/cpuinfo').read_text().splitlines():
-            if line.startswith('model name'):
-                cpu = line.split(':', 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import os
-    return f'{cpu}, {os.cpu_count()} logical cores, {platform.system()} {platform.release()}'
-
-
 def run_benchmark(checkpoint, backends: Sequence[str], threads: Sequence[int],
                   iterations: int, log=print) -> dict:
     """Benchmark every (backend, threads) pair; unavailable backends are recorded as
@@ -100,14 +84,3 @@ def run_benchmark(checkpoint, backends: Sequence[str], threads: Sequence[int],
     return {'checkpoint': str(checkpoint), 'machine': machine_description(),
             'batch': 1, 'iterations': iterations, 'unix_time': int(time.time()),
             'results': results, 'torch_over_onnxruntime_step_p50': ratios}
-
-
-def write_results(doc: dict, out) -> Path:
-    """Write a benchmark's JSON to `out` (parents created); an interrupted write leaves the
-    previous file, not half of a new one."""
-    path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + '.tmp')
-    tmp.write_text(json.dumps(doc, indent=2), encoding='utf-8')
-    tmp.replace(path)
-    return path

@@ -1,0 +1,264 @@
+"""Managed (lifecycle) nodes: transitions through the lifecycle services over real DDS
+between real processes, a failed configure, and the nodes built in-process with an
+executor and driven callback by callback."""
+
+import time
+
+import numpy as np
+import pytest
+
+from ros_support import FakeRobot, NodeProcess, tiny_checkpoint, write_params
+
+pytestmark = pytest.mark.ros
+
+
+@pytest.fixture(scope='module')
+def checkpoint(tmp_path_factory):
+    return tiny_checkpoint(tmp_path_factory)
+
+
+@pytest.fixture()
+def driver():
+    from hybrid_vla_ros.ros.tools.driver import GraphDriver
+    d = GraphDriver(name='lifecycle_test_user')
+    d.keep_commands = True
+    yield d
+    d.close()
+
+
+def _wait_message(driver, node, text, timeout=20.0, level=None):
+    ok = driver.wait_status(node, lambda s: text in s.message and (
+        level is None or s.level[0] == level), timeout)
+    status = driver.status(node)
+    assert ok, f'{node}: wanted {text!r}, last {status.message if status else None!r}'
+    return status
+
+
+def _nonzero_twists(driver, seconds):
+    driver.command_msgs.clear()
+    driver.spin_for(seconds)
+    return [m for m in driver.command_msgs
+            if abs(m.twist.linear.x) + abs(m.twist.linear.y) + abs(m.twist.linear.z) > 0]
+
+
+def test_policy_transitions_through_the_lifecycle_services(checkpoint, tmp_path, driver):
+    """Unconfigured -> (activate refused) -> configure -> activate -> deactivate ->
+    cleanup -> configure, driven from another process as a lifecycle manager would."""
+    params = write_params(tmp_path / 'params.yaml', {
+        n: {'checkpoint': str(checkpoint), 'diagnostics_period': 0.25,
+            'autoconfigure': n != 'policy'}
+        for n in ('perception', 'instruction', 'policy')})
+    robot = FakeRobot(rate=20.0)
+    procs = [NodeProcess.node(f'{n}_node', tmp_path / f'{n}.log', params)
+             for n in ('perception', 'instruction', 'policy')]
+    try:
+        assert driver.spin_until(lambda: driver.lifecycle_state('policy') is not None, 30)
+        assert driver.lifecycle_state('policy') == 'unconfigured'
+        _wait_message(driver, '/policy', 'waiting for configure')
+        # Wrong state: refused with the reason, the node stays where it is.
+        assert driver.lifecycle('policy', 'activate') is False
+        assert driver.lifecycle_state('policy') == 'unconfigured'
+        _wait_message(driver, '/policy', "transition 'activate' refused in state unconfigured")
+        assert 'refused in state unconfigured; allowed: configure, shutdown' in \
+            procs[2].output()
+        assert driver.lifecycle('policy', 'configure') is True
+        assert driver.lifecycle_state('policy') == 'inactive'
+        status = _wait_message(driver, '/policy', 'disabled (inactive)')
+        # Inputs are watched while inactive.
+        _wait_message(driver, '/policy', 'disabled')
+        assert 'joint_states_age_ms' in driver.values('/policy')
+        assert not _nonzero_twists(driver, 1.0)
+        assert driver.say('open the drawer')
+        assert driver.lifecycle('policy', 'activate') is True
+        _wait_message(driver, '/policy', 'acting', level=0)
+        assert _nonzero_twists(driver, 1.0)
+        assert driver.lifecycle('policy', 'deactivate') is True
+        status = _wait_message(driver, '/policy', 'disabled (inactive)')
+        assert status.level[0] in (0, 1)
+        driver.spin_for(0.3)   # the one hold command in flight
+        assert not _nonzero_twists(driver, 1.0)
+        assert driver.lifecycle('policy', 'cleanup') is True
+        assert driver.lifecycle_state('policy') == 'unconfigured'
+        assert driver.lifecycle('policy', 'configure') is True
+        assert driver.lifecycle_state('policy') == 'inactive'
+        # ~/enable is the activate transition under another name.
+        assert driver.enable(True).success
+        assert driver.lifecycle_state('policy') == 'active'
+        assert driver.enable(False).success
+        assert driver.lifecycle_state('policy') == 'inactive'
+        # Perception and instruction brought themselves up (autoconfigure + autostart).
+        assert driver.lifecycle_state('perception') == 'active'
+        assert driver.lifecycle_state('instruction') == 'active'
+        assert all(p.alive() for p in procs)
+    finally:
+        for p in procs:
+            p.stop()
+        robot.close()
+
+
+def test_a_bad_checkpoint_fails_configure_and_leaves_the_node_unconfigured(tmp_path, driver):
+    bad = tmp_path / 'no_such_checkpoint'
+    policy = NodeProcess.node('policy_node', tmp_path / 'policy.log', checkpoint=str(bad),
+                              diagnostics_period=0.25, autostart=True)
+    perception = NodeProcess.node('perception_node', tmp_path / 'perception.log',
+                                  checkpoint=str(bad), diagnostics_period=0.25,
+                                  autoconfigure=False)
+    try:
+        # autoconfigure (the default) tried and failed: unconfigured, ERROR with the reason.
+        status = _wait_message(driver, '/policy', 'unconfigured', level=2)
+        assert f'checkpoint {bad} does not exist' in status.message
+        assert driver.lifecycle_state('policy') == 'unconfigured'
+        assert 'configure failed, the node stays unconfigured' in policy.output()
+        # Requested through the service: the same, and the process keeps running.
+        assert driver.lifecycle('perception', 'configure') is False
+        assert driver.lifecycle_state('perception') == 'unconfigured'
+        status = _wait_message(driver, '/perception', 'does not exist', level=2)
+        response = driver.enable(True)
+        assert not response.success and 'does not exist' in response.message
+        assert policy.alive() and perception.alive()
+    finally:
+        policy.stop()
+        perception.stop()
+
+
+# ----------------------------------------------------------------------- in-process
+@pytest.fixture()
+def context():
+    import rclpy
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    yield ctx
+    rclpy.try_shutdown(context=ctx)
+
+
+def _overrides(**values):
+    from rclpy.parameter import Parameter
+    return [Parameter(k, value=v) for k, v in values.items()]
+
+
+def test_policy_node_in_process_acts_holds_and_obeys_the_estop(checkpoint, context):
+    """The node class constructed in this process: its callbacks fed directly."""
+    from geometry_msgs.msg import PoseStamped
+    from rclpy.executors import SingleThreadedExecutor
+    from sensor_msgs.msg import JointState
+    from std_msgs.msg import Bool
+    from std_srvs.srv import SetBool
+
+    from hybrid_vla_ros.ros import tensor_codec
+    from hybrid_vla_ros.ros.model_ref import open_model
+    from hybrid_vla_ros.ros.policy_node import PolicyNode
+    node = PolicyNode(context=context, parameter_overrides=_overrides(
+        checkpoint=str(checkpoint), autostart=True, diagnostics_period=0.2,
+        **{'safety.action_min': [-10.0] * 4, 'safety.action_max': [10.0] * 4}))
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    try:
+        node.start()
+        assert node.lifecycle_state == 'active'
+        model = open_model(str(checkpoint), 'onnxruntime')
+        be = model.backend
+        now = node.get_clock().now().to_msg()
+        tokens, mask = be.encode_instruction('open the drawer')
+        node._on_language(tensor_codec.encode({'tokens': tokens, 'mask': mask}, now,
+                                              model.fingerprint))
+        assert node.language_state == 'ok'
+
+        def feed():
+            stamp = node.get_clock().now().to_msg()
+            js = JointState(name=['right_j0', 'gripper'], position=[0.1, 0.7])
+            js.header.stamp = stamp
+            pose = PoseStamped()
+            pose.header.stamp = stamp
+            pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = 0.0, 0.6, 0.2
+            node._on_joint_state(js)
+            node._on_ee_pose(pose)
+            size = be.spec.cameras[0]['height']
+            image = np.zeros((1, 1, size, size, 3), np.uint8)
+            node._on_vision(tensor_codec.encode({'tokens': be.encode_vision(image)}, stamp,
+                                                model.fingerprint))
+
+        feed()
+        assert node.acting and node.rate.count == 1 and node.loop.inferences == 1
+        feed()
+        assert node.rate.count == 2 and node.loop.inferences == 1   # from the queued chunk
+        # Features from another model are refused and named.
+        node._on_vision(tensor_codec.encode({'tokens': np.zeros((1, 2, 2), np.float32)},
+                                            now, 'other:model'))
+        assert "come from model 'other:model'" in node.vision_error
+        # E-stop: deactivates; enabling is refused until it is cleared.
+        node._on_estop(Bool(data=True))
+        assert node.lifecycle_state == 'inactive' and not node.acting
+        response = node._on_enable(SetBool.Request(data=True), SetBool.Response())
+        assert not response.success and 'e-stop is active' in response.message
+        node._on_estop(Bool(data=False))
+        assert node.lifecycle_state == 'inactive'
+        response = node._on_enable(SetBool.Request(data=True), SetBool.Response())
+        assert response.success and node.lifecycle_state == 'active'
+        executor.spin_once(timeout_sec=0.3)
+        level, message, values = node.report()
+        assert values['enabled'] is True and values['commands'] == 2
+    finally:
+        node.shutdown()
+        assert node.lifecycle_state == 'finalized'
+        executor.remove_node(node)
+        node.destroy_node()
+
+
+def test_policy_node_in_process_refuses_an_invalid_replan_interval(checkpoint, context):
+    from hybrid_vla_ros.ros.policy_node import PolicyNode
+    node = PolicyNode(context=context, parameter_overrides=_overrides(
+        checkpoint=str(checkpoint), replan_every=99))
+    try:
+        node.start()
+        assert node.lifecycle_state == 'unconfigured'
+        assert 'replan_every 99 is not allowed: it must be between 1 and' in node.fault
+        assert node.diag.level == 2 and 'unconfigured' in node.diag.message
+    finally:
+        node.destroy_node()
+
+
+def test_perception_node_in_process_encodes_only_when_active(checkpoint, context):
+    from sensor_msgs.msg import Image
+
+    from hybrid_vla_ros.ros.perception_node import PerceptionNode
+    node = PerceptionNode(context=context, parameter_overrides=_overrides(
+        checkpoint=str(checkpoint), autostart=False))
+    try:
+        node.start()
+        assert node.lifecycle_state == 'inactive'
+        cam = node.cameras[0]
+        h, w = cam['height'], cam['width']
+        image = Image(height=h, width=w, encoding='rgb8', step=w * 3,
+                      data=np.zeros((h, w, 3), np.uint8).tobytes())
+        image.header.stamp = node.get_clock().now().to_msg()
+        node._on_image(image, cam, node.topics[0])
+        assert node.received.count == 1 and node.rate.count == 0   # watched, not encoded
+        assert 'inactive' in node.report()[1]
+        node.trigger_activate()
+        node._on_image(image, cam, node.topics[0])
+        assert node.rate.count == 1
+        node.trigger_deactivate()
+        node.trigger_cleanup()
+        assert node.lifecycle_state == 'unconfigured' and node.model is None
+        assert node.cameras == []
+    finally:
+        node.destroy_node()
+
+
+def test_instruction_node_in_process_keeps_an_instruction_until_active(checkpoint, context):
+    from std_msgs.msg import String
+
+    from hybrid_vla_ros.ros.instruction_node import InstructionNode
+    node = InstructionNode(context=context, parameter_overrides=_overrides(
+        checkpoint=str(checkpoint), autostart=False))
+    try:
+        node.start()
+        assert node.lifecycle_state == 'inactive'
+        node._on_instruction(String(data='open the drawer'))
+        assert node.waiting == 'open the drawer' and node.rate.count == 0
+        time.sleep(0.01)
+        node.trigger_activate()
+        assert node.waiting is None and node.rate.count == 1
+        assert node.current == 'open the drawer'
+    finally:
+        node.destroy_node()

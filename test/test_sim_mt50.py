@@ -1,0 +1,180 @@
+"""The mt50 suite: real Meta-World v3 episodes under the published MT50 protocol —
+layouts drawn by Meta-World's own sampling from the episode seed, success read from the
+environment, the corner2 camera — recorded and evaluated like the other suites."""
+
+import json
+import subprocess
+
+import numpy as np
+import pytest
+
+from hybrid_vla_ros.sim import make_env
+from hybrid_vla_ros.sim.collect import collect
+
+from conftest import REPO
+from ros_support import HYBRID_VLA
+
+
+def test_layouts_are_metaworlds_own_draws_from_the_seed():
+    env = make_env('mt50', 'pick-place', seed=0, image_size=32)
+    try:
+        layouts = {}
+        for seed in (1000, 1001, 1002):
+            env.reset(seed)
+            layouts[seed] = env.layout()
+        # Different seeds, different object and goal positions ...
+        assert not np.allclose(layouts[1000], layouts[1001])
+        assert not np.allclose(layouts[1001], layouts[1002])
+        # ... drawn inside Meta-World's own reset space, obeying its rejection rule
+        # (pick-place re-draws a goal within 15 cm of the object in xy) ...
+        space = env.mw._random_reset_space
+        for vec in layouts.values():
+            assert np.all(vec >= space.low - 1e-9) and np.all(vec <= space.high + 1e-9)
+        obj, goal = env.mw._target_pos, env.mw.obj_init_pos
+        assert np.linalg.norm(obj[:2] - goal[:2]) >= 0.15 - 1e-9
+        # ... and the same seed gives the same layout, whatever ran before.
+        env.reset(1001)
+        env.reset(1000)
+        assert np.allclose(env.layout(), layouts[1000])
+    finally:
+        env.close()
+
+
+@pytest.mark.parametrize('task', ['reach', 'drawer-close', 'button-press-topdown'])
+def test_expert_episode_succeeds_by_the_environments_own_flag(task):
+    env = make_env('mt50', task, seed=1000, image_size=64)
+    try:
+        assert env.cameras == ('corner2',) and env.task.max_steps == 500
+        obs = env.reset(1000)
+        image = obs.images['corner2']
+        assert image.shape == (64, 64, 3) and image.std() > 10   # a real rendered frame
+        flags = []
+        while True:
+            obs, success, done = env.step(env.expert_action(obs))
+            # Meta-World's evaluate_state on the current state is the success we report.
+            _, info = env.mw.evaluate_state(obs.state, np.zeros(4))
+            flags.append(bool(info['success']))
+            assert success == flags[-1]
+            if done:
+                break
+        assert env.succeeded and any(flags) and env.steps < 500
+        assert obs.proprio.shape == (4,)   # hand x, y, z + gripper opening
+    finally:
+        env.close()
+
+
+def test_corner2_is_the_lerobot_view():
+    """Our corner2 frame equals LeRobot's recipe applied to plain Meta-World: camera 2
+    moved to (0.75, 0.075, 0.7), the rendered image flipped on both axes."""
+    import mujoco
+    from metaworld.env_dict import ALL_V3_ENVIRONMENTS
+
+    from hybrid_vla_ros.sim.mt50_suite import CORNER2_POSITION
+    env = make_env('mt50', 'reach', seed=0, image_size=32)
+    plain = ALL_V3_ENVIRONMENTS['reach-v3']()
+    try:
+        assert np.allclose(env.mw.model.camera('corner2').pos, CORNER2_POSITION)
+        env.reset(5)
+        ours = env.render()['corner2'].astype(np.int16)
+        plain.model.cam_pos[2] = [0.75, 0.075, 0.7]
+        plain.data.qpos[:] = env.mw.data.qpos
+        plain.data.qvel[:] = env.mw.data.qvel
+        plain.data.mocap_pos[:] = env.mw.data.mocap_pos
+        plain.data.mocap_quat[:] = env.mw.data.mocap_quat
+        for i in range(plain.model.nsite):   # the goal marker where the episode put it
+            plain.model.site_pos[i] = env.mw.model.site_pos[i]
+        mujoco.mj_forward(plain.model, plain.data)
+        plain.model.vis.quality.offsamples = 0   # our renderer's fast settings
+        renderer = mujoco.Renderer(plain.model, 32, 32)
+        flags = renderer.scene.flags
+        flags[mujoco.mjtRndFlag.mjRND_SHADOW] = 0
+        flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = 0
+        renderer.update_scene(plain.data, camera='corner2')
+        theirs = renderer.render()[::-1, ::-1].astype(np.int16)
+        renderer.close()
+        assert np.mean(np.abs(ours - theirs)) < 2.0
+        assert np.mean(np.abs(ours - theirs[::-1])) > 10.0   # not upside down
+    finally:
+        env.close()
+        plain.close()
+
+
+def test_collect_and_tiers_by_name(tmp_path):
+    summary = collect(tmp_path / 'bags', suite='mt50', tasks=['reach'], episodes=1, seed=3,
+                      image_size=32, progress=False)
+    (episode,) = summary.recorded
+    assert episode.success and (tmp_path / 'bags' / 'reach_3').is_dir()
+    r = subprocess.run([HYBRID_VLA, 'collect', '--suite', 'mt50', '--tasks', 'no-such-task',
+                        '--episodes', '1', '--out', str(tmp_path / 'x')],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and 'Traceback' not in r.stderr
+    assert "unknown mt50 task 'no-such-task'; choose from button-press," in r.stderr
+    assert 'or a tier: easy, medium, hard, very-hard' in r.stderr
+
+
+@pytest.fixture(scope='module')
+def corner2_checkpoint(tmp_path_factory):
+    """An untrained, exported default-family policy reading corner2 at 32x32."""
+    import torch
+
+    from hybrid_vla_ros.export.onnx_export import export_checkpoint
+    from hybrid_vla_ros.model import build_policy, parse_model_config, save_checkpoint
+    from hybrid_vla_ros.model.config import Stats
+    from model_configs import tiny_mapping
+    path = tmp_path_factory.mktemp('mt50') / 'ckpt'
+    mapping = tiny_mapping(language='learned', proprio=4, action=4, chunk=4)
+    mapping['observation']['cameras'] = [{'name': 'corner2', 'height': 32, 'width': 32}]
+    torch.manual_seed(0)
+    policy = build_policy(parse_model_config(mapping))
+    policy.set_normalization(Stats(mean=[0.0] * 4, std=[0.2, 0.2, 0.2, 1.0]),
+                             Stats(mean=[0.0, 0.6, 0.2, 0.5], std=[0.1, 0.1, 0.1, 0.5]))
+    save_checkpoint(policy, path)
+    export_checkpoint(path, log=lambda *a: None)
+    return path
+
+
+def test_eval_sim_mt50_writes_tiers_and_both_averages(corner2_checkpoint, tmp_path):
+    out = tmp_path / 'eval'
+    r = subprocess.run([HYBRID_VLA, 'eval-sim', '--suite', 'mt50', '--checkpoint',
+                        str(corner2_checkpoint), '--tasks', 'reach', 'door-lock',
+                        '--episodes', '1', '--out', str(out)],
+                       capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert r.returncode == 0, r.stderr[-3000:]
+    doc = json.loads((out / 'eval_sim.json').read_text())
+    assert doc['suite'] == 'mt50' and list(doc['tasks']) == ['reach', 'door-lock']
+    assert doc['safety_parameters'].endswith('config/ros/sim_mt50.yaml')
+    tiers = doc['tiers']
+    assert tiers['tiers']['easy']['tasks'] == 2 and tiers['tiers']['hard']['tasks'] == 0
+    expert = tiers['averages']['expert']
+    assert expert['task_average'] == 1.0 and expert['tier_average'] == 1.0
+    table = (out / 'eval_sim.md').read_text()
+    assert '| easy | 2/28 |' in table and '**tier average** (mean of tier means)' in table
+    assert '**task average** (mean over tasks)' in table
+    assert not (out / 'eval_sim.partial.jsonl').exists()   # complete: nothing to resume
+    # A tier name selects its tasks; a bad name lists the tasks and the tiers.
+    r = subprocess.run([HYBRID_VLA, 'eval-sim', '--suite', 'mt50', '--checkpoint',
+                        str(corner2_checkpoint), '--tasks', 'easy-ish'],
+                       capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert r.returncode == 2 and 'Traceback' not in r.stderr
+    assert 'or a tier: easy, medium, hard, very-hard' in r.stderr
+
+
+def test_eval_sim_rerun_continues_from_finished_tasks(corner2_checkpoint, tmp_path):
+    """A stopped evaluation leaves its finished tasks in eval_sim.partial.jsonl; the same
+    command again runs only the rest (other settings start over)."""
+    from hybrid_vla_ros.evaluation.closed_loop import PARTIAL_FILE, evaluate
+    out = tmp_path / 'eval'
+    out.mkdir()
+    partial = out / PARTIAL_FILE
+    first = evaluate(corner2_checkpoint, 'mt50', ['reach'], episodes=1, expert=False,
+                     progress=False, log=lambda *a: None, resume_file=partial)
+    assert len(partial.read_text().splitlines()) == 1
+    lines = []
+    second = evaluate(corner2_checkpoint, 'mt50', ['reach', 'drawer-close'], episodes=1,
+                      expert=False, progress=False, log=lines.append, resume_file=partial)
+    assert any('resuming: 1 of 2 tasks' in line for line in lines)
+    assert second['tasks']['reach'] == first['tasks']['reach']
+    assert len(partial.read_text().splitlines()) == 2
+    other = evaluate(corner2_checkpoint, 'mt50', ['reach'], episodes=1, seed=2000,
+                     expert=False, progress=False, log=lines.append, resume_file=partial)
+    assert other['tasks']['reach']['train']['episodes'][0]['seed'] == 2000
