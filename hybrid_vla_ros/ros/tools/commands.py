@@ -81,8 +81,11 @@ def say(args) -> int:
 def _demo_args(p) -> None:
     p.add_argument('--checkpoint', default=None,
                    help='exported checkpoint (default: the shipped models/default)')
-    p.add_argument('--suite', default='metaworld', help='built-in suite (default metaworld)')
-    p.add_argument('--tasks', nargs='+', help='only these tasks (default: the whole suite)')
+    p.add_argument('--suite', default='metaworld', choices=('metaworld', 'mt50', 'arm'),
+                   help='built-in suite (default metaworld; its config/ros/ parameter file: '
+                        'sim_demo.yaml, sim_mt50.yaml, sim_arm.yaml)')
+    p.add_argument('--tasks', nargs='+', help='only these tasks (default: the whole suite; '
+                   'mt50 also takes tiers: easy, medium, hard, very-hard)')
     p.add_argument('--episodes', type=int, default=2,
                    help='episodes per task; odd ones use a held-out phrasing (default 2)')
     p.add_argument('--seed', type=int, default=1000, help='first episode seed (default 1000)')

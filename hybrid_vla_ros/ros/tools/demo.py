@@ -105,10 +105,11 @@ def run_demo(checkpoint: str, suite: str = 'metaworld', tasks: Optional[List[str
              episodes: int = 2, seed: int = 1000, backend: str = 'onnxruntime',
              budget: float = 240.0, log_dir: Optional[str] = None, log=print) -> dict:
     """Run the demo (see the module docstring); returns the results document."""
-    from ...sim.tasks import get_task, task_names
+    from ...sim.policy_step import sim_parameter_file
+    from ...sim.tasks import get_task, select_tasks
     from .driver import GraphDriver
     t_start = time.monotonic()
-    names = list(tasks) if tasks else task_names(suite)
+    names = select_tasks(suite, tasks)
     specs = {n: get_task(suite, n) for n in names}
     sim = {'suite': suite, 'mode': 'lockstep', 'start_paused': True, 'auto_reset': False,
            **_sim_settings(checkpoint)}
@@ -116,7 +117,9 @@ def run_demo(checkpoint: str, suite: str = 'metaworld', tasks: Optional[List[str
               'async_inference': False}
     log(f'starting the simulated robot, perception, instruction and policy nodes '
         f'({checkpoint}, {backend}); node logs in {log_dir}')
-    supervisor = start_graph(checkpoint, sim, policy, backend, log_dir)
+    # The suite's parameter file: its safety limits are the ones eval-sim applies too.
+    supervisor = start_graph(checkpoint, sim, policy, backend, log_dir,
+                             params_file=str(sim_parameter_file(suite)))
     driver = GraphDriver()
     rows: List[dict] = []
     skipped: List[str] = []
