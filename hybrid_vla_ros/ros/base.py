@@ -33,7 +33,7 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from ..schema import ConfigError
 from .diagnostics import ERROR, OK, WARN, DiagnosticsReporter
 from .model_ref import LoadedModel, open_model
-from .parameters import ParamSpec, Params, declare
+from .parameters import NODE_PARAMS, NODE_PARTS, ParamSpec, Params, declare
 
 SUCCESS = TransitionCallbackReturn.SUCCESS
 FAILURE = TransitionCallbackReturn.FAILURE
@@ -69,23 +69,24 @@ class NodeSetup:
 class ManagedNode(LifecycleNode):
     """Base of the perception, instruction and policy nodes (see the module docstring).
 
-    Subclasses set `PARAMS` and `MODEL_PARTS`, create their subscriptions in `__init__`
-    after calling this one, and override the hooks `configure_model` (check the opened
+    Subclasses set `NAME` (the node name: its parameters and model part come from
+    `parameters.NODE_PARAMS` / `NODE_PARTS`), create their subscriptions in `__init__` after
+    calling this one, and override the hooks `configure_model` (check the opened
     model; raise `ConfigError` to fail), `activated`, `deactivated`, `released` and
     `report` (fill the periodic diagnostics).
 
     Args:
-        name: node name.
         **kwargs: passed to `rclpy.lifecycle.LifecycleNode` (``context``,
             ``parameter_overrides`` for in-process tests).
 
     """
 
-    PARAMS: Tuple[ParamSpec, ...] = ()
-    MODEL_PARTS: Tuple[str, ...] = ()
+    NAME = ''
 
-    def __init__(self, name: str, **kwargs):
-        super().__init__(name, **kwargs)
+    def __init__(self, **kwargs):
+        super().__init__(self.NAME, **kwargs)
+        self.PARAMS: Tuple[ParamSpec, ...] = NODE_PARAMS[self.NAME]
+        self.MODEL_PARTS: Tuple[str, ...] = NODE_PARTS[self.NAME]
         setup = NodeSetup(self, self.PARAMS, self._refresh)
         self.params: Params = setup.params
         self.param_problems = setup.problems

@@ -31,25 +31,20 @@ from . import qos, tensor_codec
 from .base import ManagedNode
 from .diagnostics import ERROR, OK, WARN, LatencyWindow, RateMeter
 from .instruction_check import InstructionChecker, preview
-from .parameters import INSTRUCTION_PARAMS
 from .runtime import now_seconds, run_node
-
-PARAMS = INSTRUCTION_PARAMS
 
 
 class InstructionNode(ManagedNode):
     """instruction -> language_features (see the module docstring).
 
-    Args:
-        **kwargs: passed to `ManagedNode` (``context``, ``parameter_overrides``).
-
+    Keyword arguments go to `ManagedNode`: ``context`` and ``parameter_overrides`` let a
+    test build the node in its own process.
     """
 
-    PARAMS = INSTRUCTION_PARAMS
-    MODEL_PARTS = ('language',)
+    NAME = 'instruction'
 
     def __init__(self, **kwargs):
-        super().__init__('instruction', **kwargs)
+        super().__init__(**kwargs)
         self.cache: collections.OrderedDict[str, Tuple[np.ndarray, np.ndarray]] = (
             collections.OrderedDict())
         self.rate = RateMeter(window=60.0)

@@ -267,3 +267,9 @@ POLICY_PARAMS = COMMON_PARAMS + (
     ParamSpec('safety.gripper_min', -1.0, 'lowest gripper command'),
     ParamSpec('safety.gripper_max', 1.0, 'highest gripper command'),
 )
+
+# What each managed node declares and which deployed part it runs (`base.ManagedNode`).
+NODE_PARAMS = {'perception': PERCEPTION_PARAMS, 'instruction': INSTRUCTION_PARAMS,
+               'policy': POLICY_PARAMS}
+NODE_PARTS = {'perception': ('vision',), 'instruction': ('language',),
+              'policy': ('policy_core',)}

@@ -27,25 +27,17 @@ from . import image_conversion as imgconv
 from . import qos, tensor_codec
 from .base import ManagedNode
 from .diagnostics import ERROR, OK, WARN, LatencyWindow, RateMeter
-from .parameters import PERCEPTION_PARAMS
 from .runtime import now_seconds, run_node
-
-PARAMS = PERCEPTION_PARAMS
 
 
 class PerceptionNode(ManagedNode):
-    """Camera images -> vision_features (see the module docstring).
+    """Camera images -> vision_features (see the module docstring); keyword arguments go to
+    `ManagedNode` (``context``, ``parameter_overrides``)."""
 
-    Args:
-        **kwargs: passed to `ManagedNode` (``context``, ``parameter_overrides``).
-
-    """
-
-    PARAMS = PERCEPTION_PARAMS
-    MODEL_PARTS = ('vision',)
+    NAME = 'perception'
 
     def __init__(self, **kwargs):
-        super().__init__('perception', **kwargs)
+        super().__init__(**kwargs)
         self.rate = RateMeter()           # features published
         self.received = RateMeter()       # frames received (every state)
         self.latency = LatencyWindow()

@@ -53,26 +53,20 @@ from . import qos, tensor_codec
 from .base import SUCCESS, ManagedNode
 from .command_output import SAFETY_KIND, CommandOutput, is_end_effector
 from .diagnostics import ERROR, OK, WARN, LatencyWindow, RateMeter
-from .parameters import POLICY_PARAMS
 from .proprio import ProprioAssembler, ProprioError, joint_positions, pose_values
 from .runtime import now_seconds, run_node, seconds_to_stamp
-
-PARAMS = POLICY_PARAMS
 
 
 class PolicyNode(ManagedNode):
     """Features + proprioception -> commands (see the module docstring).
 
-    Args:
-        **kwargs: passed to `ManagedNode` (``context``, ``parameter_overrides``).
-
+    Keyword arguments (``context``, ``parameter_overrides``) go to `ManagedNode`.
     """
 
-    PARAMS = POLICY_PARAMS
-    MODEL_PARTS = ('policy_core',)
+    NAME = 'policy'
 
     def __init__(self, **kwargs):
-        super().__init__('policy', **kwargs)
+        super().__init__(**kwargs)
         p = self.params
         self.period = 1.0 / p['control_rate']
         self.estop = False
