@@ -21,10 +21,18 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-RUN = ('import sys; sys.path.insert(0, sys.argv[1]); from hybrid_vla_ros.cli import main; '
-       'code = main(sys.argv[2:]); sys.stdout.flush(); '
-       "print('TORCH' if 'torch' in sys.modules else 'NOTORCH', file=sys.stderr); "
-       'sys.exit(code)')
+RUN = """
+import sys
+sys.path.insert(0, sys.argv[1])
+try:
+    from hybrid_vla_ros.cli import main
+    code = main(sys.argv[2:])
+except SystemExit as exc:   # --help exits from argparse
+    code = exc.code
+sys.stdout.flush()
+print('TORCH' if 'torch' in sys.modules else 'NOTORCH', file=sys.stderr)
+sys.exit(code)
+"""
 
 
 def time_once(root: Path, args) -> tuple:

@@ -157,6 +157,13 @@ def test_eval_sim_mt50_writes_tiers_and_both_averages(corner2_checkpoint, tmp_pa
                        capture_output=True, text=True, timeout=120, cwd=REPO)
     assert r.returncode == 2 and 'Traceback' not in r.stderr
     assert 'or a tier: easy, medium, hard, very-hard' in r.stderr
+    # Scheduling the policy node would refuse is refused here with the same words.
+    r = subprocess.run([HYBRID_VLA, 'eval-sim', '--suite', 'mt50', '--checkpoint',
+                        str(corner2_checkpoint), '--tasks', 'reach', '--replan-every', '9'],
+                       capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert r.returncode == 2 and 'Traceback' not in r.stderr
+    assert ('replan_every 9 is not allowed: it must be between 1 and the checkpoint\'s '
+            'chunk length K = 4') in r.stderr
 
 
 def test_eval_sim_rerun_continues_from_finished_tasks(corner2_checkpoint, tmp_path):

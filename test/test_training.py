@@ -562,3 +562,24 @@ def test_eval_bag_reads_bags_the_way_the_checkpoint_was_trained(collected, train
     # A trained policy tracks its own demonstrations far better than predicting zero.
     for name, m in doc['overall']['next_action'].items():
         assert m['mae_normalized'] < 1.0, (name, m)
+
+
+def test_drop_failed_leaves_out_failed_demonstrations(collected, tmp_path):
+    """A bag whose metadata says the expert failed is left out with data.drop_failed, and
+    named in the summary; without the option it is trained on."""
+    import shutil
+
+    from hybrid_vla_ros.data.dataset import EpisodeDataset
+    bags = tmp_path / 'bags'
+    shutil.copytree(collected / 'bags', bags)
+    failed = sorted(bags.iterdir())[0]
+    meta = failed / 'metadata.yaml'
+    text = meta.read_text()
+    assert "hybrid_vla.success: 'true'" in text
+    meta.write_text(text.replace("hybrid_vla.success: 'true'", "hybrid_vla.success: 'false'"))
+    kept = EpisodeDataset(bags, collected / 'map.yaml', val_fraction=0.0)
+    dropped = EpisodeDataset(bags, collected / 'map.yaml', val_fraction=0.0, drop_failed=True)
+    assert len(kept.episodes) == 4 and len(dropped.episodes) == 3
+    assert dropped.summary.failed == [str(failed)]
+    assert f'1 failed demonstrations left out (drop_failed): {failed.name}' in str(
+        dropped.summary)

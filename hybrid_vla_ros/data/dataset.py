@@ -52,6 +52,7 @@ class LoadSummary:
     skipped: List[Tuple[str, str]] = dataclasses.field(default_factory=list)
     resized: Dict[str, List[int]] = dataclasses.field(default_factory=dict)
     nbytes: int = 0
+    failed: List[str] = dataclasses.field(default_factory=list)
 
     def __str__(self) -> str:
         lines = [f'{self.loaded} episodes loaded ({self.from_cache} from cache) of '
@@ -59,6 +60,9 @@ class LoadSummary:
                  f'dropped before every input existed; {self.nbytes / 2**20:.1f} MiB in memory']
         for camera, size in sorted(self.resized.items()):
             lines.append(f'camera {camera!r}: recorded at {size[0]}x{size[1]}, resized')
+        if self.failed:
+            lines.append(f'{len(self.failed)} failed demonstrations left out (drop_failed): '
+                         + ', '.join(os.path.basename(p) for p in self.failed))
         if self.skipped:
             lines.append(f'{len(self.skipped)} bags skipped:')
             lines.extend(f'  {path}: {reason}' for path, reason in self.skipped)
@@ -120,7 +124,9 @@ class EpisodeDataset:
     `topic_map`: a `TopicMap` or the path of its YAML file. `val_fraction` of the episodes
     (at least one when there are two or more, unless 0) form the validation split, chosen
     deterministically from `seed`. `cache_dir` enables the on-disk episode cache. `std_floor`
-    is the smallest std reported by `normalization` (message units).
+    is the smallest std reported by `normalization` (message units). `drop_failed` leaves
+    out the episodes whose bag says the demonstration failed (``hybrid_vla.success`` false:
+    a scripted expert that never solved its task), listed in the summary.
 
     ``len(dataset)`` is the number of control steps of all episodes; ``dataset[i]`` a sample
     (module docstring). ``dataset.train`` and ``dataset.validation`` are views over the
@@ -130,7 +136,7 @@ class EpisodeDataset:
     def __init__(self, sources: Union[PathLike, Sequence[PathLike]],
                  topic_map: Union[TopicMap, PathLike], *, val_fraction: float = 0.1,
                  seed: int = 0, cache_dir: Optional[PathLike] = None, std_floor: float = 1e-3,
-                 progress: bool = False):
+                 progress: bool = False, drop_failed: bool = False):
         if not isinstance(topic_map, TopicMap):
             topic_map = load_topic_map(topic_map)
         if isinstance(sources, (str, os.PathLike)):
@@ -144,6 +150,9 @@ class EpisodeDataset:
         for path in unfinished:
             skip(summary, path, 'storage files but no metadata.yaml (the recording did not '
                                 'finish); `ros2 bag reindex` can repair it')
+        if drop_failed:
+            summary.failed = [str(e.path) for e in episodes if e.success is False]
+            episodes = [e for e in episodes if e.success is not False]
         self.episodes = _consistent(episodes, summary)
         if not self.episodes:
             raise ConfigError(f'no usable episodes in {", ".join(map(str, sources))}: '

@@ -288,7 +288,8 @@ class Trainer:
         seed_everything(o.seed + self.dist.rank)
         self.dataset = EpisodeDataset(data, cfg.data.topic_map, val_fraction=cfg.data.val_fraction,
                                       seed=o.seed, cache_dir=cfg.data.cache_dir,
-                                      progress=self.progress)
+                                      progress=self.progress,
+                                      drop_failed=cfg.data.drop_failed)
         if len(self.dataset.train) == 0:
             raise ConfigError('the training split is empty: give more episodes or lower '
                               'data.val_fraction')
@@ -325,7 +326,7 @@ class Trainer:
         saved_cfg = yaml.safe_load((self.out / 'train_config.yaml').read_text())
         wanted = self.cfg.to_mapping()
         for key in ('model', 'data', 'optim'):
-            if _without_runtime(saved_cfg.get(key), key) != _without_runtime(wanted[key], key):
+            if not _same_section(saved_cfg.get(key), wanted[key], key):
                 raise ConfigError(
                     f'--resume: the training config\'s "{key}" section differs from the one '
                     f'{self.out} was started with ({self.out / "train_config.yaml"}); resume '
@@ -527,6 +528,22 @@ def _without_runtime(section, key):
     drop = {'data': ('num_workers', 'cache_dir'),
             'optim': ('threads', 'log_every', 'checkpoint_every')}.get(key, ())
     return {k: v for k, v in section.items() if k not in drop}
+
+
+def _same_section(saved, wanted, key) -> bool:
+    """Whether a config section equals the one a run was started with, ignoring the keys
+    that may change between a run and its resume, and keys added to the package since
+    that hold their default (a run started before `data.drop_failed` existed resumes)."""
+    saved, wanted = _without_runtime(saved, key), _without_runtime(wanted, key)
+    if isinstance(saved, dict) and isinstance(wanted, dict):
+        from ..schema import to_mapping
+        from .config import DataConfig, OptimConfig
+        defaults = {'data': DataConfig, 'optim': OptimConfig}.get(key)
+        if defaults is not None:
+            default = to_mapping(defaults())
+            wanted = {k: v for k, v in wanted.items()
+                      if k in saved or k not in default or v != default[k]}
+    return saved == wanted
 
 
 def weights_checksum(policy) -> str:
