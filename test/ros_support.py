@@ -136,6 +136,8 @@ class FakeRobot:
         self.joint_names = ['right_j0', 'gripper']
         self.joint_positions = [0.1, 0.7]
         self.ee_position = (0.0, 0.6, 0.2)
+        # Seconds added to each topic's header stamp (a sender whose clock runs ahead).
+        self.skew = {'image': 0.0, 'joint_states': 0.0, 'ee_pose': 0.0}
         self.paused = False
         self.published = 0
         self.period = 1.0 / rate
@@ -164,17 +166,18 @@ class FakeRobot:
         while not self._stop.is_set():
             t0 = time.monotonic()
             if not self.paused:
-                stamp = self.node.get_clock().now().to_msg()
+                now = self.node.get_clock().now()
                 joints = JointState(name=list(self.joint_names),
                                     position=[float(v) for v in self.joint_positions])
-                joints.header.stamp = stamp
+                joints.header.stamp = self._stamp(now, 'joint_states')
                 pose = PoseStamped()
-                pose.header.stamp, pose.header.frame_id = stamp, 'world'
+                pose.header.stamp, pose.header.frame_id = self._stamp(now, 'ee_pose'), 'world'
                 p = pose.pose.position
                 p.x, p.y, p.z = self.ee_position
                 pose.pose.orientation.w = 1.0
                 image = self.image_message()
-                image.header.stamp, image.header.frame_id = stamp, 'front_optical_frame'
+                image.header.stamp = self._stamp(now, 'image')
+                image.header.frame_id = 'front_optical_frame'
                 try:
                     self.joint_pub.publish(joints)
                     self.pose_pub.publish(pose)
@@ -183,6 +186,10 @@ class FakeRobot:
                 except Exception:  # shutting down
                     return
             self._stop.wait(max(0.0, self.period - (time.monotonic() - t0)))
+
+    def _stamp(self, now, topic: str):
+        from rclpy.duration import Duration
+        return (now + Duration(nanoseconds=int(self.skew[topic] * 1e9))).to_msg()
 
     def close(self) -> None:
         self._stop.set()

@@ -8,10 +8,13 @@ import runpy
 import sys
 import types
 
+import subprocess
+
 import pytest
 import yaml
 
 from conftest import REPO
+from ros_support import HYBRID_VLA
 
 from hybrid_vla_ros.ros.tools import nodeset
 
@@ -192,3 +195,99 @@ def test_docs_name_every_parameter_argument_and_service():
     for name in ('~/enable', '~/reset', 'estop', 'vision_features', 'language_features',
                  'episode_result', 'hybrid-vla bringup', 'hybrid-vla say', 'make demo'):
         assert name in text, name
+
+
+def test_keystore_puts_every_node_in_its_enclave(tmp_path):
+    """SROS2: the keystore argument reaches each node's command line (--enclave) and
+    environment (bringup) and the launch_ros.Node arguments (launch)."""
+    keystore = tmp_path / 'keystore'
+    keystore.mkdir()
+    specs = nodeset.process_specs('robot', {'keystore': str(keystore)})
+    for spec in specs:
+        enclave = f'/hybrid_vla/{spec.name}'
+        command = spec.command(str(tmp_path))
+        assert command[command.index('--enclave') + 1] == enclave
+        assert spec.environment() == {'ROS_SECURITY_KEYSTORE': str(keystore),
+                                      'ROS_SECURITY_ENABLE': 'true',
+                                      'ROS_SECURITY_STRATEGY': 'Enforce'}
+        kwargs = nodeset.launch_node_kwargs(spec, str(tmp_path))
+        assert kwargs['ros_arguments'] == ['--enclave', enclave]
+        assert kwargs['additional_env']['ROS_SECURITY_KEYSTORE'] == str(keystore)
+        assert kwargs['respawn'] is True and kwargs['respawn_delay'] > 0
+    plain = nodeset.process_specs('robot', {})
+    assert all('--enclave' not in s.command(str(tmp_path)) and not s.environment()
+               for s in plain)
+    from hybrid_vla_ros.schema import ConfigError
+    with pytest.raises(ConfigError, match='is not a directory: create it with `ros2 security '
+                                          'create_keystore`'):
+        nodeset.process_specs('robot', {'keystore': str(tmp_path / 'missing')})
+
+
+def _children(element):
+    return [child.tag for child in element]
+
+
+def test_security_policy_documents_have_the_dds_security_structure(tmp_path):
+    """The permissions and governance follow the element order of the OMG DDS Security 1.1
+    schemas, grant exactly the package's endpoints per enclave, and deny the rest."""
+    import datetime
+    import xml.etree.ElementTree as ET
+
+    from hybrid_vla_ros.ros.tools import security
+    r = subprocess.run([HYBRID_VLA, 'security-policy', '--out', str(tmp_path), '--domain',
+                        '7'], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    for node in ('perception', 'instruction', 'policy'):
+        root = ET.parse(tmp_path / 'permissions' / f'{node}.xml').getroot()
+        assert root.tag == 'dds' and _children(root) == ['permissions']
+        (grant,) = root.find('permissions')
+        assert grant.attrib['name'] == f'/hybrid_vla/{node}'
+        assert _children(grant) == ['subject_name', 'validity', 'allow_rule', 'default']
+        assert grant.find('subject_name').text == f'CN=/hybrid_vla/{node}'
+        validity = grant.find('validity')
+        assert _children(validity) == ['not_before', 'not_after']
+        start, end = (datetime.datetime.fromisoformat(v.text) for v in validity)
+        assert start < end
+        rule = grant.find('allow_rule')
+        assert _children(rule) == ['domains', 'publish', 'subscribe']
+        assert [i.text for i in rule.find('domains')] == ['7']
+        published = [t.text for t in rule.find('publish').find('topics')]
+        subscribed = [t.text for t in rule.find('subscribe').find('topics')]
+        assert grant.find('default').text == 'DENY'
+        assert 'rt/diagnostics' in published and 'rt/rosout' in published
+        assert f'rq/{node}/change_stateRequest' in subscribed
+        assert f'rr/{node}/get_stateReply' in published
+        expected = security.dds_topics(security.endpoints(node))
+        assert published == expected['publish'] and subscribed == expected['subscribe']
+    policy = ET.parse(tmp_path / 'permissions' / 'policy.xml').getroot()
+    published = [t.text for t in policy.find('permissions/grant/allow_rule/publish/topics')]
+    assert 'rt/ee_command' in published and 'rt/policy/debug/ee_command' in published
+    assert 'rr/policy/enableReply' in published
+    subscribed = [t.text for t in policy.find('permissions/grant/allow_rule/subscribe/topics')]
+    assert {'rt/vision_features', 'rt/language_features', 'rt/estop'} <= set(subscribed)
+    perception = ET.parse(tmp_path / 'permissions' / 'perception.xml').getroot()
+    subscribed = [t.text for t in perception.find(
+        'permissions/grant/allow_rule/subscribe/topics')]
+    assert 'rt/*/image_raw' in subscribed and 'rt/estop' not in subscribed
+    governance = ET.parse(tmp_path / 'governance.xml').getroot()
+    rule = governance.find('domain_access_rules/domain_rule')
+    assert _children(rule)[:2] == ['domains', 'allow_unauthenticated_participants']
+    assert rule.find('allow_unauthenticated_participants').text == 'false'
+    topic_rule = rule.find('topic_access_rules/topic_rule')
+    assert topic_rule.find('enable_write_access_control').text == 'true'
+    sros2 = ET.parse(tmp_path / 'policy.xml').getroot()
+    assert sros2.attrib['version'] == '0.2.0'
+    enclaves = [e.attrib['path'] for e in sros2.find('enclaves')]
+    assert enclaves == ['/hybrid_vla/perception', '/hybrid_vla/instruction',
+                        '/hybrid_vla/policy']
+
+
+def test_say_refuses_a_nul_and_the_heartbeat_rate_is_checked(capsys):
+    from hybrid_vla_ros.cli import main
+    # A command line cannot carry a NUL; the CLI function can (as a script would call it).
+    assert main(['say', 'open the drawer\x00 and smash it']) == 2
+    err = capsys.readouterr().err
+    assert 'contains a NUL character' in err and "only 'open the drawer' would arrive" in err
+    r = subprocess.run([HYBRID_VLA, 'estop-heartbeat', '--rate', '0.1'],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and '--rate' in r.stderr and 'Traceback' not in r.stderr

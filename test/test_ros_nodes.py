@@ -86,7 +86,10 @@ def graph(tmp_path_factory):
     params = write_params(logs / 'params.yaml', {
         'perception': common,
         'instruction': {**common, 'max_chars': 200},
+        # Loosening at run time allowed here so the tests can switch dry_run back off
+        # (test_ros_safety.py checks it is refused by default).
         'policy': {**common, 'autostart': False, 'tick_source': 'features',
+                   'allow_runtime_loosening': True,
                    'scheduler': 'replan', 'replan_every': 8, 'max_age': MAX_AGE,
                    'safety': {'action_min': [-10.0] * 4, 'action_max': [10.0] * 4}},
     })

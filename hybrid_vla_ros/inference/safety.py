@@ -283,3 +283,37 @@ class SafetyFilter:
         ref = a.copy()
         ref[:3] = measured[:3]
         return ref
+
+
+def loosening(name: str, old, new) -> Optional[str]:
+    """Why changing safety limit `name` (``max_speed``, ``workspace_min``, ...; the
+    `SafetyLimits` field) from `old` to `new` loosens it, or None when it keeps or tightens
+    every bound. Unset (None, empty, or <= 0 where that means "no limit") is the loosest."""
+    def seq(v):
+        return None if v is None or len(v) == 0 else [float(x) for x in v]
+
+    if name == 'max_speed':
+        old_v, new_v = float(old or 0.0), float(new or 0.0)
+        if old_v > 0 and (new_v <= 0 or new_v > old_v):
+            return f'{name} {new_v:g} is looser than {old_v:g}'
+        return None
+    if name in ('action_min', 'action_max', 'max_delta', 'workspace_min', 'workspace_max'):
+        old_s, new_s = seq(old), seq(new)
+        if old_s is None:
+            return None
+        if new_s is None or len(new_s) != len(old_s):
+            return f'{name} would be removed or resized ({old_s} -> {new_s})'
+        for i, (o, n) in enumerate(zip(old_s, new_s, strict=True)):
+            if name == 'max_delta':
+                if o > 0 and (n <= 0 or n > o):
+                    return f'{name}[{i}] {n:g} is looser than {o:g}'
+            elif name.endswith('_min') and n < o:
+                return f'{name}[{i}] {n:g} is below {o:g}'
+            elif name.endswith('_max') and n > o:
+                return f'{name}[{i}] {n:g} is above {o:g}'
+        return None
+    if name == 'gripper_min':
+        return f'{name} {float(new):g} is below {float(old):g}' if float(new) < float(old) else None
+    if name == 'gripper_max':
+        return f'{name} {float(new):g} is above {float(old):g}' if float(new) > float(old) else None
+    return f'{name} is not a safety limit'

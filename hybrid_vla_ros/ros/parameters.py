@@ -135,36 +135,59 @@ class Params:
 def declare(node, specs: Sequence[ParamSpec]) -> Tuple[Params, list]:
     """Declare `specs` on `node`; return (values, problems).
 
-    Values that break a spec's choices or range are kept out: the default is used and the
-    reason goes into `problems` (the node reports them; it does not crash).
+    Fail closed: a value given at start-up (a parameter file, ``-p``) that breaks its
+    spec's type, choices or range is never used and never reported as if in force. The
+    parameter is declared with its default instead (so ``ros2 param get`` shows what the
+    node holds) and the reason — parameter, the value given, what is allowed — goes into
+    `problems`; a managed node then refuses to configure (it never commands on a value it
+    replaced).
     """
     from rclpy.exceptions import ParameterUninitializedException
     from rclpy.parameter import Parameter
     values: Dict[str, Any] = {}
     problems = []
+    overrides = getattr(node, '_parameter_overrides', {}) or {}
     for spec in specs:
         kind = spec.type_kind
         type_name, empty = KINDS[kind]
         ptype = getattr(Parameter.Type, type_name)
         default = ptype if spec.default is None else (
             list(spec.default) if isinstance(spec.default, tuple) else spec.default)
+        given = overrides.get(spec.name)
+        reason = _override_problem(spec, given, ptype) if given is not None else None
+        if reason:
+            problems.append(reason)
         try:
-            node.declare_parameter(spec.name, default, _descriptor(spec))
+            node.declare_parameter(spec.name, default, _descriptor(spec),
+                                   ignore_override=bool(reason))
             value = node.get_parameter(spec.name).value
         except ParameterUninitializedException:
             value = list(empty) if isinstance(empty, list) else empty
-        except Exception as exc:  # a wrongly-typed override: report, keep the default
+        except Exception as exc:  # a wrongly-typed override rclpy refused on its own
             problems.append(f'parameter {spec.name}: {exc}')
+            node.declare_parameter(spec.name, default, _descriptor(spec),
+                                   ignore_override=True)
             value = spec.default if spec.default is not None else empty
         if isinstance(value, tuple):
             value = list(value)
-        reason = spec.check(value)
-        if reason:
-            problems.append(reason + f'; using {spec.default!r}')
-            value = spec.default
         values[spec.name] = list(value) if hasattr(value, 'tolist') else value
     return Params(values, {s.name: s for s in specs}), problems
 
+
+def _override_problem(spec: ParamSpec, given, ptype) -> Optional[str]:
+    """Why the start-up value `given` (an rclpy Parameter) is not allowed, or None."""
+    from rclpy.parameter import Parameter
+    if given.type_ == Parameter.Type.NOT_SET:
+        return None
+    value = given.value
+    if isinstance(value, tuple):
+        value = list(value)
+    if given.type_ != ptype and not (ptype == Parameter.Type.DOUBLE
+                                     and given.type_ == Parameter.Type.INTEGER):
+        return (f'parameter {spec.name}: {value!r} is a {given.type_.name.lower()}; it must '
+                f'be a {ptype.name.lower()} (not used: the node stays unconfigured)')
+    reason = spec.check(value)
+    return f'{reason} (not used: the node stays unconfigured)' if reason else None
 
 # ---------------------------------------------------------------------------- declarations
 # The policy's command messages (`command_output`): twist + gripper, pose target, joint
@@ -190,6 +213,10 @@ COMMON_PARAMS = LIFECYCLE_PARAMS + (
     ParamSpec('fp16', False, 'use the half-precision graphs / engines where exported'),
     ParamSpec('diagnostics_period', 1.0, 'seconds between periodic /diagnostics messages',
               range=(0.05, 60.0)),
+    ParamSpec('clock_skew_tolerance', 0.05, 'seconds an input\'s stamp may be ahead of this '
+                                            'node\'s clock; further ahead it is refused as '
+                                            'clock skew (and counts as stale)',
+              range=(0.0, 10.0)),
 )
 
 # The perception and instruction nodes activate themselves (they never move the robot).
@@ -204,6 +231,9 @@ PERCEPTION_PARAMS = COMMON_PARAMS + (
     ParamSpec('sync_tolerance', 0.05, 'several cameras: largest stamp difference (s) between '
                                       'the first camera\'s frame and the others\'',
               range=(0.0, 10.0)),
+    ParamSpec('camera_timeout', 0.5, 'seconds without a usable frame after which the node '
+                                     'reports its camera stale (ERROR on /diagnostics)',
+              range=(0.01, 3600.0)),
 )
 
 
@@ -237,7 +267,24 @@ POLICY_PARAMS = COMMON_PARAMS + (
     ParamSpec('autostart', False, 'activate at start: command the robot at once (else it '
                                   'waits, configured and inactive, for ~/enable or a '
                                   'lifecycle activate); needs autoconfigure'),
-    ParamSpec('dry_run', False, 'publish commands on ~/debug/<topic> only', dynamic=True),
+    ParamSpec('dry_run', False, 'publish commands on ~/debug/<topic> only; at run time only '
+                                'true is accepted unless allow_runtime_loosening',
+              dynamic=True),
+    ParamSpec('allow_runtime_loosening', False, 'at start-up only: allow dry_run false and '
+                                                'looser safety limits to be set while the node '
+                                                'runs (else only tightening is accepted)'),
+    ParamSpec('estop_mode', 'latch', 'latch: estop true stops until false and re-enable; '
+                                     'heartbeat: also command only while an estop false '
+                                     'message is younger than estop_timeout',
+              choices=('latch', 'heartbeat')),
+    ParamSpec('estop_timeout', 0.5, 'heartbeat: seconds an estop false message keeps the '
+                                    'policy allowed to command', range=(0.01, 60.0)),
+    ParamSpec('trusted_vision_publishers', ['perception'], 'node names (this namespace) '
+              'whose vision_features are accepted; others are refused (empty: any)',
+              kind='string_array'),
+    ParamSpec('trusted_language_publishers', ['instruction'], 'node names (this namespace) '
+              'whose language_features are accepted; others are refused (empty: any)',
+              kind='string_array'),
     ParamSpec('command_mode', 'twist', 'command messages', choices=COMMAND_MODES),
     ParamSpec('frame_id', 'world', 'frame_id of end-effector commands'),
     ParamSpec('joint_names', None, 'joint modes: joint name of each non-gripper action entry '
@@ -252,20 +299,24 @@ POLICY_PARAMS = COMMON_PARAMS + (
                                'states are stale: the robot holds', range=(0.001, 3600.0)),
     ParamSpec('proprio_wait', 0.02, 'tick_source features: seconds to wait for joint states '
                                     'at least as new as the image', range=(0.0, 10.0)),
+    # Safety limits may change while the node runs, but only to tighter values unless
+    # allow_runtime_loosening (inference.safety.loosened_limits decides).
     ParamSpec('safety.action_min', None, 'per-entry lower bound of the action (rad, m/s or '
-                                         'm; A values)', kind='double_array'),
+                                         'm; A values)', kind='double_array', dynamic=True),
     ParamSpec('safety.action_max', None, 'per-entry upper bound of the action (A values)',
-              kind='double_array'),
+              kind='double_array', dynamic=True),
     ParamSpec('safety.max_delta', None, 'per-entry maximum change per tick (A values, action '
-                                        'units per tick; <= 0: no limit)', kind='double_array'),
+                                        'units per tick; <= 0: no limit)', kind='double_array',
+              dynamic=True),
     ParamSpec('safety.max_speed', 0.0, 'twist: maximum linear speed, m/s (0: none)',
-              range=(0.0, 1000.0)),
+              range=(0.0, 1000.0), dynamic=True),
     ParamSpec('safety.workspace_min', None, 'end-effector box lower corner x, y, z (m, the '
-                                            'ee_pose frame)', kind='double_array'),
+                                            'ee_pose frame)', kind='double_array',
+              dynamic=True),
     ParamSpec('safety.workspace_max', None, 'end-effector box upper corner x, y, z (m)',
-              kind='double_array'),
-    ParamSpec('safety.gripper_min', -1.0, 'lowest gripper command'),
-    ParamSpec('safety.gripper_max', 1.0, 'highest gripper command'),
+              kind='double_array', dynamic=True),
+    ParamSpec('safety.gripper_min', -1.0, 'lowest gripper command', dynamic=True),
+    ParamSpec('safety.gripper_max', 1.0, 'highest gripper command', dynamic=True),
 )
 
 # What each managed node declares and which deployed part it runs (`base.ManagedNode`).

@@ -28,6 +28,7 @@ from . import qos, tensor_codec
 from .base import ManagedNode
 from .diagnostics import ERROR, OK, WARN, LatencyWindow, RateMeter
 from .runtime import now_seconds, run_node
+from .trust import judge_input, stamp_to_seconds
 
 
 class PerceptionNode(ManagedNode):
@@ -44,6 +45,7 @@ class PerceptionNode(ManagedNode):
         self.encode_time = LatencyWindow()
         self.frames: Dict[str, Tuple[np.ndarray, float, object]] = {}
         self.bad_frames = 0
+        self.last_frame: Optional[float] = None   # node clock s of the last usable frame
         self.last_error: Optional[str] = None
         self.last_error_time = 0.0
         self.sync_problem: Optional[str] = None   # cameras out of sync_tolerance
@@ -106,6 +108,14 @@ class PerceptionNode(ManagedNode):
                     f'{cam["name"]!r} takes (said once)')
             rgb = imgconv.resize(rgb, h, w)
         stamp = msg.header.stamp
+        now = now_seconds(self)
+        verdict = judge_input(f'camera {cam["name"]} ({self.resolve_topic_name(topic)})',
+                              stamp_to_seconds(stamp), now, now, float('inf'),
+                              self.params['clock_skew_tolerance'])
+        if verdict.skewed:   # refused: never encoded, so the policy sees it as stale
+            self._bad_image(topic, verdict.reason)
+            return
+        self.last_frame = now
         self.frames[cam['name']] = (rgb, stamp.sec + stamp.nanosec * 1e-9, stamp)
         if cam is self.cameras[0] and self.active:
             self._encode()
@@ -154,6 +164,11 @@ class PerceptionNode(ManagedNode):
             return ERROR, self.last_error, values
         if self.lifecycle_state == 'inactive':
             return OK, 'inactive: not encoding (activate to publish features)', values
+        timeout = self.params['camera_timeout']
+        if self.last_frame is not None and now - self.last_frame > timeout:
+            return (ERROR, f'camera stale: no usable frame on {waiting} for '
+                           f'{now - self.last_frame:.1f} s (camera_timeout {timeout:g} s)',
+                    values)
         if self.sync_problem:
             return WARN, self.sync_problem, values
         if self.rate.count == 0:

@@ -55,6 +55,11 @@ from .command_output import SAFETY_KIND, CommandOutput, is_end_effector
 from .diagnostics import ERROR, OK, WARN, LatencyWindow, RateMeter
 from .proprio import ProprioAssembler, ProprioError, joint_positions, pose_values
 from .runtime import now_seconds, run_node, seconds_to_stamp
+from .trust import PublisherCheck, judge_input, stamp_to_seconds, with_message_info
+
+
+# `_untrusted` reason when rclpy passed no MessageInfo (Humble): warn once, accept.
+_NO_MESSAGE_INFO = 'no message info'
 
 
 class PolicyNode(ManagedNode):
@@ -70,6 +75,7 @@ class PolicyNode(ManagedNode):
         p = self.params
         self.period = 1.0 / p['control_rate']
         self.estop = False
+        self.estop_reason = ''
         self.dry_run = bool(p['dry_run'])
         self.vision = None            # (Features, receive time s)
         self.vision_error: Optional[str] = None
@@ -95,10 +101,17 @@ class PolicyNode(ManagedNode):
         self.proprio: Optional[ProprioAssembler] = None
         self.required: Tuple[str, ...] = ()
         self.joints: List[str] = []
-        self.create_subscription(PointCloud2, 'vision_features', self._on_vision,
-                                 qos.FEATURES)
-        self.create_subscription(PointCloud2, 'language_features', self._on_language,
-                                 qos.LATCHED)
+        self.vision_source = PublisherCheck(self, 'vision_features',
+                                            p['trusted_vision_publishers'])
+        self.language_source = PublisherCheck(self, 'language_features',
+                                              p['trusted_language_publishers'])
+        self.untrusted = 0            # feature messages refused for their publisher
+        self._warned_no_info = False
+        self.estop_heartbeat: Optional[float] = None   # node clock s of the last estop false
+        self.create_subscription(PointCloud2, 'vision_features',
+                                 with_message_info(self._on_vision), qos.FEATURES)
+        self.create_subscription(PointCloud2, 'language_features',
+                                 with_message_info(self._on_language), qos.LATCHED)
         self.create_subscription(JointState, 'joint_states', self._on_joint_state,
                                  qos.SENSOR)
         self.create_subscription(PoseStamped, 'ee_pose', self._on_ee_pose, qos.SENSOR)
@@ -170,6 +183,9 @@ class PolicyNode(ManagedNode):
         """Refuse while the e-stop is latched; else start from a flushed plan."""
         if self.estop:
             return 'e-stop is active: publish false on estop first'
+        heartbeat = self._heartbeat_problem(now_seconds(self))
+        if heartbeat:
+            return heartbeat
         self.loop.flush()
         self.acting, self.hold_reason = False, ''
         self.get_logger().info('enabled: commanding the robot'
@@ -194,20 +210,86 @@ class PolicyNode(ManagedNode):
 
     # ------------------------------------------------------------- parameters
     def _on_set_parameters(self, params):
-        for param in params:
-            if param.name == 'dry_run':
-                if not isinstance(param.value, bool):
-                    return SetParametersResult(successful=False, reason='dry_run is a bool')
-                self.dry_run = param.value
-                self.params.set('dry_run', param.value)
-                where = '~/debug/* only' if param.value else 'the robot'
-                self.get_logger().warning(f'dry_run is now {param.value}: commands go '
-                                          f'to {where}')
+        """Runtime changes: only ``dry_run`` and ``safety.*`` are dynamic. Loosening (dry_run
+        false, a wider limit) is refused unless ``allow_runtime_loosening`` was set at
+        start-up; an invalid value is refused; an accepted change is in force at once (the
+        values ``get_parameters`` reports are always the ones in force)."""
+        p = self.params
+        changes = {param.name: param.value for param in params}
+        loosen_ok = p['allow_runtime_loosening']
+        if 'dry_run' in changes:
+            value = changes['dry_run']
+            if not isinstance(value, bool):
+                return SetParametersResult(successful=False, reason='dry_run is a bool')
+            if self.dry_run and not value and not loosen_ok:
+                return self._refuse('dry_run false would let the policy command the robot; '
+                                    'refused at run time (set it at start-up, or start with '
+                                    'allow_runtime_loosening true)')
+        safety = {k: v for k, v in changes.items() if k.startswith('safety.')}
+        new_limits = None
+        if safety:
+            from ..inference.safety import loosening
+            values = dict(p.as_dict(), **{k: list(v) if isinstance(v, (list, tuple)) or
+                                          hasattr(v, 'tolist') else v
+                                          for k, v in safety.items()})
+            for name, value in safety.items():
+                spec = p.specs[name]
+                reason = spec.check(value)
+                if reason:
+                    return self._refuse(reason)
+                why = loosening(name[len('safety.'):], p[name], values[name])
+                if why and not loosen_ok:
+                    return self._refuse(f'parameter {name}: {why}: loosening a safety limit at '
+                                        'run time is refused (start with '
+                                        'allow_runtime_loosening true to allow it)')
+            if self.loop is not None:
+                mode, spec = p['command_mode'], self.model.backend.spec
+                gripper = p['gripper_index'] if p['gripper_index'] >= 0 else None
+                new_limits = safety_limits(values, SAFETY_KIND[mode], spec.action_dim,
+                                           gripper, self.period)
+                try:
+                    new_limits.validate()
+                except SafetyConfigError as exc:
+                    return self._refuse(f'safety limits: {exc}')
+        # Accepted: put everything in force.
+        for name, value in changes.items():
+            if name == 'dry_run' or name in safety:
+                p.set(name, list(value) if hasattr(value, 'tolist') or
+                      isinstance(value, tuple) else value)
+        if 'dry_run' in changes:
+            self.dry_run = changes['dry_run']
+            where = '~/debug/* only' if self.dry_run else 'the robot'
+            self.get_logger().warning(f'dry_run is now {self.dry_run}: commands go to {where}')
+        if new_limits is not None:
+            self.loop.safety = SafetyFilter(new_limits)
+            self.get_logger().warning('safety limits changed: ' + ', '.join(
+                f'{k}={v}' for k, v in safety.items()))
         return SetParametersResult(successful=True)
 
+    def _refuse(self, reason: str):
+        self.get_logger().error(f'parameter change refused: {reason}')
+        return SetParametersResult(successful=False, reason=reason)
+
     # ------------------------------------------------------------- inputs
-    def _on_vision(self, msg) -> None:
+    def _untrusted(self, reason: Optional[str]) -> bool:
+        if reason is None:
+            return False
+        if reason == _NO_MESSAGE_INFO:
+            if not self._warned_no_info:
+                self._warned_no_info = True
+                self.get_logger().warning('this rclpy gives no publisher identity '
+                                          '(MessageInfo): feature publishers are not checked; '
+                                          'use SROS2 (docs/ros.md, "Safety")')
+            return False
+        self.untrusted += 1
+        self.get_logger().error(reason, throttle_duration_sec=5.0)
+        return True
+
+    def _on_vision(self, msg, info=None) -> None:
         now = now_seconds(self)
+        if self._untrusted(self.vision_source.check(info) if info is not None
+                           else _NO_MESSAGE_INFO):
+            return
         try:
             features = tensor_codec.decode(msg)
         except tensor_codec.CodecError as exc:
@@ -227,7 +309,10 @@ class PolicyNode(ManagedNode):
             self.pending, self.pending_since = features, time.monotonic()
             self._try_pending()
 
-    def _on_language(self, msg) -> None:
+    def _on_language(self, msg, info=None) -> None:
+        if self._untrusted(self.language_source.check(info) if info is not None
+                           else _NO_MESSAGE_INFO):
+            return
         self.language_time = now_seconds(self)
         try:
             features = tensor_codec.decode(msg)
@@ -260,30 +345,61 @@ class PolicyNode(ManagedNode):
         self.language_state = 'ok'
         self.get_logger().info('new instruction: action queue flushed')
 
+    def _warn_skew(self, topic: str, msg, now: float) -> None:
+        verdict = judge_input(topic, stamp_to_seconds(msg.header.stamp), now, now,
+                              float('inf'), self.params['clock_skew_tolerance'])
+        if verdict.skewed:
+            self.get_logger().error(verdict.reason, throttle_duration_sec=2.0)
+
     def _on_joint_state(self, msg) -> None:
-        self.joint_state = (msg, now_seconds(self))
+        now = now_seconds(self)
+        self._warn_skew('joint_states', msg, now)
+        self.joint_state = (msg, now)
         self._try_pending()
 
     def _on_ee_pose(self, msg) -> None:
-        self.ee_pose = (msg, now_seconds(self))
+        now = now_seconds(self)
+        self._warn_skew('ee_pose', msg, now)
+        self.ee_pose = (msg, now)
         if self.output is not None and self.params['command_mode'] == 'pose':
             q = msg.pose.orientation
             self.output.orientation = (q.x, q.y, q.z, q.w)
         self._try_pending()
 
     def _on_estop(self, msg) -> None:
+        if not msg.data:
+            self.estop_heartbeat = now_seconds(self)
         if msg.data and not self.estop:
-            self.estop = True
-            self.get_logger().error('E-STOP: holding; clear it (estop false) and call '
-                                    f'{self.resolve_service_name("~/enable")} to resume')
-            if self.active:
-                self.trigger_deactivate()
-            self.diag.update(WARN, 'e-stop active')
+            self._latch_estop('E-STOP: holding; clear it (estop false) and call '
+                              f'{self.resolve_service_name("~/enable")} to resume')
         elif not msg.data and self.estop:
             self.estop = False
             self.get_logger().warning('e-stop cleared; the policy stays inactive until '
                                       f'{self.resolve_service_name("~/enable")} is called')
             self.diag.update(OK, 'disabled (e-stop cleared)')
+
+    def _latch_estop(self, reason: str) -> None:
+        """Stop as the e-stop does: latch, deactivate (one hold), say why."""
+        self.estop = True
+        self.estop_reason = reason
+        self.get_logger().error(reason)
+        if self.active:
+            self.trigger_deactivate()
+        self.diag.update(WARN if reason.startswith('E-STOP') else ERROR, reason)
+
+    def _heartbeat_problem(self, now: float) -> Optional[str]:
+        """heartbeat mode: why the e-stop heartbeat does not allow commanding now."""
+        if self.params['estop_mode'] != 'heartbeat':
+            return None
+        timeout = self.params['estop_timeout']
+        if self.estop_heartbeat is None:
+            return ('no e-stop heartbeat yet (estop_mode heartbeat: publish estop false at '
+                    f'least every {timeout:g} s, e.g. hybrid-vla estop-heartbeat)')
+        age = now - self.estop_heartbeat
+        if age > timeout:
+            return (f'e-stop heartbeat lost: last estop false {age:.2f} s ago '
+                    f'(estop_timeout {timeout:g} s)')
+        return None
 
     # ------------------------------------------------------------- services
     def _on_enable(self, request, response):
@@ -299,7 +415,8 @@ class PolicyNode(ManagedNode):
             else:
                 response.success = False
                 response.message = ('e-stop is active: publish false on estop first'
-                                    if self.estop else 'activation failed (see the log)')
+                                    if self.estop else self._heartbeat_problem(
+                                        now_seconds(self)) or 'activation failed (see the log)')
         else:
             if state == 'active':
                 self.trigger_deactivate()
@@ -357,6 +474,11 @@ class PolicyNode(ManagedNode):
             self._wait_timer = None
 
     def _on_timer(self) -> None:
+        if self.active and not self.estop:
+            lost = self._heartbeat_problem(now_seconds(self))
+            if lost:
+                self._latch_estop(f'{lost}: holding like an e-stop; restore the heartbeat and '
+                                  f'call {self.resolve_service_name("~/enable")}')
         now = time.monotonic()
         if self._last_timer is not None:
             gap = now - self._last_timer
@@ -372,7 +494,6 @@ class PolicyNode(ManagedNode):
     def _problems(self, now: float) -> List[Tuple[int, str, str]]:
         """(level, input, text) for every input that stops motion now."""
         out = []
-        max_age = self.params['max_age']
         if self.language_error:
             out.append((ERROR, 'language_features', self.language_error))
         elif self.language_state == 'none':
@@ -381,6 +502,7 @@ class PolicyNode(ManagedNode):
         elif self.language_state == 'refused':
             out.append((WARN, 'instruction', 'the last instruction was empty or refused '
                                              '(see the instruction node)'))
+        max_age, skew = self.params['max_age'], self.params['clock_skew_tolerance']
         if self.vision_error:
             out.append((ERROR, 'vision_features', self.vision_error))
         elif self.vision is None:
@@ -388,21 +510,25 @@ class PolicyNode(ManagedNode):
                                                   'perception node running?)'))
         else:
             features, received = self.vision
-            if now - features.stamp > max_age or now - received > max_age:
+            verdict = judge_input('the image behind vision_features', features.stamp,
+                                  received, now, max_age, skew)
+            if not verdict.ok:
                 out.append((ERROR, 'vision_features',
-                            f'vision_features stale: the image is older than max_age '
-                            f'{max_age:g} s (is the camera / perception node running?)'))
+                            verdict.reason + ('' if verdict.skewed else
+                                              ' (is the camera / perception node running?)')))
         for topic in self.required:
             latest = self.joint_state if topic == 'joint_states' else self.ee_pose
             if latest is None:
                 out.append((ERROR, topic, f'no {topic} received'))
                 continue
             msg, received = latest
-            s = msg.header.stamp
-            stamp = s.sec + s.nanosec * 1e-9 if (s.sec or s.nanosec) else received
-            if now - stamp > max_age:
-                out.append((ERROR, topic, f'{topic} stale: older than max_age '
-                                          f'{max_age:g} s'))
+            verdict = judge_input(topic, stamp_to_seconds(msg.header.stamp), received, now,
+                                  max_age, skew)
+            if not verdict.ok:
+                out.append((ERROR, topic, verdict.reason))
+        heartbeat = self._heartbeat_problem(now)
+        if heartbeat:
+            out.append((ERROR, 'estop', heartbeat))
         return out
 
     def _measured(self) -> Optional[np.ndarray]:
@@ -492,6 +618,7 @@ class PolicyNode(ManagedNode):
             'rate_hz': self.rate.rate(), 'commands': self.rate.count, 'holds': self.holds,
             'missed_ticks': self.missed_ticks, 'late_ticks': self.late_ticks,
             'clamped_ticks': self.clamps, 'last_clamped': ','.join(self.last_clamped),
+            'untrusted_messages': self.untrusted, 'estop_mode': p['estop_mode'],
             'instruction': self.language_state, 'hold_reason': self.hold_reason}
         if self.loop is not None:
             values['flushes'] = self.loop.flushes

@@ -28,6 +28,11 @@ def _bringup_args(p) -> None:
                                      '(default: prefixed lines on stdout)')
     p.add_argument('--stop-timeout', type=float, default=10.0,
                    help='seconds each node gets to stop after SIGINT (default 10)')
+    p.add_argument('--max-restarts', type=int, default=3,
+                   help='times a node that dies is started again (default 3; 0: never); '
+                        'deaths and restarts are reported on /diagnostics as /bringup')
+    p.add_argument('--respawn-delay', type=float, default=2.0,
+                   help='seconds between a death and the restart (default 2)')
     p.add_argument('--print', action='store_true',
                    help='print the node command lines and exit')
 
@@ -48,11 +53,17 @@ def bringup(args) -> int:
         import tempfile
         with tempfile.TemporaryDirectory() as tmp:
             for spec in specs:
-                print(shlex.join(spec.command(tmp)))
+                env = ' '.join(f'{k}={v}' for k, v in spec.environment().items())
+                print((env + ' ' if env else '') + shlex.join(spec.command(tmp)))
                 if spec.overrides:
                     print('  # ' + spec.overrides_yaml().strip().replace('\n', '\n  # '))
         return 0
-    return run_until_signal(Supervisor(specs, log_dir=args.log_dir), args.stop_timeout)
+    if args.max_restarts < 0 or args.respawn_delay < 0:
+        raise ConfigError('--max-restarts and --respawn-delay must be >= 0')
+    supervisor = Supervisor(specs, log_dir=args.log_dir, max_restarts=args.max_restarts,
+                            respawn_delay=args.respawn_delay)
+    return run_until_signal(supervisor, args.stop_timeout, diagnostics=True,
+                            namespace=values.get('namespace', ''))
 
 
 def _say_args(p) -> None:
@@ -68,6 +79,11 @@ def _say_args(p) -> None:
 def say(args) -> int:
     """Publish, wait for the acknowledgement, report."""
     from .driver import say_once
+    if '\x00' in args.text:
+        # ROS strings end at a NUL: the nodes would get only the part before it.
+        raise ConfigError('the instruction contains a NUL character; a ROS string ends at '
+                          f'the first NUL, so only {args.text.split(chr(0))[0]!r} would '
+                          'arrive. Remove it.')
     delivered, topic, count = say_once(args.text, args.topic, args.namespace, args.wait)
     if not count:
         print(f'hybrid-vla say: nobody subscribes to {topic} (is the instruction node '
@@ -76,6 +92,55 @@ def say(args) -> int:
     state = 'delivered' if delivered else 'published (not acknowledged)'
     print(f'{state}: {args.text!r} on {topic}')
     return 0 if delivered else 1
+
+
+def _heartbeat_args(p) -> None:
+    p.add_argument('--rate', type=float, default=10.0,
+                   help='messages per second (default 10; keep it well above '
+                        '1 / estop_timeout of the policy)')
+    p.add_argument('--topic', default='estop', help='topic (default estop)')
+    p.add_argument('--namespace', default='', help='namespace of the robot\'s nodes')
+
+
+@command('estop-heartbeat', 'hold the e-stop released: publish estop false at a fixed rate '
+         'until Ctrl-C, then estop true (for a policy in estop_mode heartbeat)',
+         _heartbeat_args)
+def estop_heartbeat(args) -> int:
+    """Publish the heartbeat until a signal; the last message engages the e-stop."""
+    from .driver import run_estop_heartbeat
+    if not 0.5 <= args.rate <= 1000.0:
+        raise ConfigError(f'--rate: {args.rate} is outside 0.5..1000 messages per second')
+    topic, sent = run_estop_heartbeat(args.rate, args.topic, args.namespace)
+    print(f'sent {sent} heartbeats on {topic}; estop true sent last')
+    return 0
+
+
+def _security_args(p) -> None:
+    p.add_argument('--out', required=True, help='directory for policy.xml, governance.xml '
+                                                'and permissions/<node>.xml')
+    p.add_argument('--domain', type=int, default=None,
+                   help='ROS_DOMAIN_ID the permissions allow (default: this shell\'s, or 0)')
+    p.add_argument('--namespace', default='/', help='namespace of the nodes (default /)')
+
+
+@command('security-policy', 'write the SROS2 policy and the DDS Security governance and '
+         'permissions of the perception, instruction and policy enclaves', _security_args)
+def security_policy(args) -> int:
+    """Write the artifacts and say how to sign them on a distribution."""
+    import os
+
+    from .security import write_artifacts
+    domain = args.domain if args.domain is not None else int(
+        os.environ.get('ROS_DOMAIN_ID', '0') or 0)
+    if not 0 <= domain <= 232:
+        raise ConfigError(f'--domain: {domain} is not a ROS domain id (0..232)')
+    for path in write_artifacts(args.out, domain, args.namespace):
+        print(f'wrote {path}')
+    print(f'sign on a ROS 2 distribution: ros2 security create_keystore KEYSTORE; for each '
+          f'node: ros2 security create_enclave KEYSTORE /hybrid_vla/<node>; ros2 security '
+          f'create_permission KEYSTORE /hybrid_vla/<node> {args.out}/policy.xml '
+          '(docs/ros.md, "Security")')
+    return 0
 
 
 def _demo_args(p) -> None:

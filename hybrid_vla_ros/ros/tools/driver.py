@@ -254,3 +254,39 @@ def say_once(text: str, topic: str = 'instruction', namespace: str = '',
         return bool(count and acked), name, count
     finally:
         rclpy.try_shutdown(context=context)
+
+
+def run_estop_heartbeat(rate: float, topic: str = 'estop', namespace: str = '') -> tuple:
+    """Publish std_msgs/Bool false on `topic` at `rate` Hz until SIGINT / SIGTERM, then
+    true (the policy stops at once rather than after its estop_timeout). Returns (resolved
+    topic, messages sent)."""
+    import signal
+    import threading
+
+    import rclpy
+    from std_msgs.msg import Bool
+
+    from .. import qos
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set())
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    sent = 0
+    try:
+        node = rclpy.create_node(f'hybrid_vla_estop_{os.getpid()}',
+                                 namespace=namespace or None, context=context)
+        pub = node.create_publisher(Bool, topic, qos.EVENTS)
+        while not stop.wait(1.0 / rate):
+            pub.publish(Bool(data=False))
+            sent += 1
+        pub.publish(Bool(data=True))
+        from rclpy.duration import Duration
+        pub.wait_for_all_acked(Duration(seconds=1.0))
+        name = pub.topic_name
+        node.destroy_node()
+        return name, sent
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        rclpy.try_shutdown(context=context)

@@ -48,6 +48,10 @@ NODE_SETS: Dict[str, Tuple[NodeDecl, ...]] = {
     'sim': (SIM_ROBOT, PERCEPTION, INSTRUCTION, POLICY),
 }
 PARAMS_FILES = {'robot': 'robot.yaml', 'sim': 'sim_demo.yaml'}
+# SROS2: every node's enclave is ENCLAVE_ROOT/<node name> (security.py writes their policy).
+ENCLAVE_ROOT = '/hybrid_vla'
+# Seconds between a node's death and its restart (bringup and the launch files).
+RESPAWN_DELAY = 2.0
 MODEL_NODES = ('perception', 'instruction', 'policy')
 
 
@@ -90,6 +94,9 @@ ARGUMENTS: Tuple[Argument, ...] = (
                               '(e.g. front/image_raw:=/camera/color/image_raw)'),
     Argument('remaps', 'remaps applied to every node, FROM:=TO separated by commas '
                        '(e.g. joint_states:=/robot/joint_states)'),
+    Argument('keystore', 'SROS2 keystore directory: each node runs in its enclave '
+                         '/hybrid_vla/<node> with ROS_SECURITY_ENABLE=true and '
+                         'ROS_SECURITY_STRATEGY=Enforce (docs/ros.md, "Security"); empty: off'),
     Argument('task', 'simulated task (sim set)', (('sim_robot', 'task'),), sets=('sim',)),
     Argument('sim_mode', 'simulator stepping: lockstep or realtime (sim set)',
              (('sim_robot', 'mode'),), sets=('sim',)),
@@ -159,6 +166,8 @@ class ProcessSpec:
         params_files: parameter YAML files, in order.
         overrides: parameter name -> typed value, applied after the files.
         remaps: (from, to) topic remappings.
+        keystore: SROS2 keystore directory ('' = security off); the node then runs in
+            enclave `enclave`.
 
     """
 
@@ -169,6 +178,19 @@ class ProcessSpec:
     params_files: List[str]
     overrides: Dict[str, Any]
     remaps: List[Tuple[str, str]]
+    keystore: str = ''
+
+    @property
+    def enclave(self) -> str:
+        """The node's SROS2 enclave, ``/hybrid_vla/<name>`` ('' when security is off)."""
+        return f'{ENCLAVE_ROOT}/{self.name}' if self.keystore else ''
+
+    def environment(self) -> Dict[str, str]:
+        """Environment variables the node needs on top of the caller's (SROS2)."""
+        if not self.keystore:
+            return {}
+        return {'ROS_SECURITY_KEYSTORE': self.keystore, 'ROS_SECURITY_ENABLE': 'true',
+                'ROS_SECURITY_STRATEGY': 'Enforce'}
 
     @property
     def fully_qualified_name(self) -> str:
@@ -209,6 +231,8 @@ class ProcessSpec:
             args += ['--params-file', path]
         for src, dst in self.remaps:
             args += ['-r', f'{src}:={dst}']
+        if self.enclave:
+            args += ['--enclave', self.enclave]
         return args
 
     def command(self, directory: str, python: Optional[str] = None) -> List[str]:
@@ -264,20 +288,31 @@ def process_specs(set_name: str, values: Optional[Mapping[str, str]] = None,
     params_file = resolved['params_file']
     if not os.path.isfile(params_file):
         raise ConfigError(f'parameter file {params_file} does not exist')
+    keystore = resolved.get('keystore', '')
+    if keystore and not os.path.isdir(keystore):
+        raise ConfigError(f'keystore {keystore} is not a directory: create it with `ros2 '
+                          'security create_keystore` (docs/ros.md, "Security")')
     return [ProcessSpec(name=n.name, executable=n.executable, module=n.module,
                         namespace=resolved.get('namespace', ''), params_files=[params_file],
                         overrides=overrides[n.name],
-                        remaps=common + (camera if n.name == 'perception' else []))
+                        remaps=common + (camera if n.name == 'perception' else []),
+                        keystore=os.path.abspath(keystore) if keystore else '')
             for n in nodes]
 
 
 def launch_node_kwargs(spec: ProcessSpec, directory: str) -> Dict[str, Any]:
     """Keyword arguments of ``launch_ros.actions.Node`` for a spec: the same parameter files
     (overrides written to `directory`) and remappings bringup passes on the command line."""
-    return {'package': PACKAGE, 'executable': spec.executable, 'name': spec.name,
-            'namespace': spec.namespace, 'output': 'screen',
-            'parameters': spec.parameter_files(directory),
-            'remappings': list(spec.remaps)}
+    kwargs = {'package': PACKAGE, 'executable': spec.executable, 'name': spec.name,
+              'namespace': spec.namespace, 'output': 'screen',
+              'parameters': spec.parameter_files(directory),
+              'remappings': list(spec.remaps),
+              # A node that dies is started again, as `hybrid-vla bringup` does.
+              'respawn': True, 'respawn_delay': RESPAWN_DELAY}
+    if spec.enclave:
+        kwargs['ros_arguments'] = ['--enclave', spec.enclave]
+        kwargs['additional_env'] = spec.environment()
+    return kwargs
 
 
 def parse_sets(items: Sequence[str]) -> Dict[str, Dict[str, Any]]:
