@@ -262,3 +262,46 @@ def test_instruction_node_in_process_keeps_an_instruction_until_active(checkpoin
         assert node.current == 'open the drawer'
     finally:
         node.destroy_node()
+
+
+def test_clock_skew_is_judged_on_sim_time_too(checkpoint, context):
+    """use_sim_time: the node's clock is /clock; stamps are judged against it."""
+    from builtin_interfaces.msg import Time
+    from rclpy.executors import SingleThreadedExecutor
+    from rosgraph_msgs.msg import Clock
+    from sensor_msgs.msg import JointState
+
+    import rclpy
+    from hybrid_vla_ros.ros.policy_node import PolicyNode
+    node = PolicyNode(context=context, parameter_overrides=_overrides(
+        checkpoint=str(checkpoint), use_sim_time=True))
+    clock_node = rclpy.create_node('sim_clock', context=context)
+    pub = clock_node.create_publisher(Clock, '/clock', 10)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    executor.add_node(clock_node)
+    try:
+        node.start()
+        deadline = time.monotonic() + 10
+        while node.get_clock().now().nanoseconds < 1000 * 10**9:
+            assert time.monotonic() < deadline, 'the node never took /clock'
+            pub.publish(Clock(clock=Time(sec=1000)))
+            executor.spin_once(timeout_sec=0.05)
+
+        def joint_state(sec):
+            msg = JointState(name=['right_j0', 'gripper'], position=[0.1, 0.7])
+            msg.header.stamp = Time(sec=sec)
+            return msg
+
+        node.required = ('joint_states',)
+        node._on_joint_state(joint_state(1010))        # 10 s ahead of sim time
+        problems = [p[2] for p in node._problems(1000.0)]
+        assert any('clock skew: joint_states is stamped 10.000 s ahead' in p
+                   for p in problems), problems
+        node._on_joint_state(joint_state(1000))        # on time
+        problems = [p[2] for p in node._problems(1000.0)]
+        assert not any('joint_states' in p for p in problems), problems
+    finally:
+        executor.remove_node(clock_node)
+        clock_node.destroy_node()
+        node.destroy_node()
