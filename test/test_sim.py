@@ -326,3 +326,29 @@ def test_start_jitter_errors_name_the_problem():
         make_env('metaworld', 'drawer-open', cameras=[], start_jitter=0.5)
     with pytest.raises(ValueError, match='metaworld suite'):
         make_env('arm', 'reach-red', cameras=[], start_jitter=0.05)
+
+
+def test_bags_default_to_the_metadata_version_every_distribution_reads(tmp_path):
+    """Version 8 by default (Humble's ros2 bag reads it), 9 on request; both are read back
+    with their custom metadata; another version is refused naming the choices."""
+    import yaml as _yaml
+
+    from hybrid_vla_ros.data.episode import load_episode
+    from hybrid_vla_ros.data.topic_map import load_topic_map
+    from hybrid_vla_ros.schema import ConfigError
+    for version in (None, 9):
+        out = tmp_path / f'v{version}'
+        kwargs = {} if version is None else {'bag_version': version}
+        summary = collect(out, tasks=['drawer-open'], episodes=1, seed=0, image_size=32,
+                          progress=False, **kwargs)
+        bag = summary.recorded[0].path
+        meta = _yaml.safe_load((bag / 'metadata.yaml').read_text())
+        info = meta['rosbag2_bagfile_information']
+        assert info['version'] == (version or 8)
+        assert info['custom_data']['hybrid_vla.success'] == 'true'
+        tm = load_topic_map('config/data/metaworld.yaml')
+        assert len(load_episode(bag, tm)) > 10
+    with pytest.raises(ConfigError, match=r'version 7 is not written here; choose 8 '
+                                          r'\(Humble, Jazzy, Kilted\); 9 \(Jazzy, Kilted\)'):
+        collect(tmp_path / 'v7', tasks=['drawer-open'], episodes=1, bag_version=7,
+                progress=False)

@@ -24,6 +24,21 @@ from ..schema import ConfigError
 from .errors import BagContentError
 from .messages import stamp_ns
 
+# rosbag2 metadata versions this package writes, and which ROS 2 distributions read them
+# (measured: Humble's `ros2 bag` fails on version 9's QoS list; Jazzy and Kilted read both).
+BAG_VERSIONS = {8: 'Humble, Jazzy, Kilted', 9: 'Jazzy, Kilted'}
+# The default: the version every supported distribution reads.
+DEFAULT_BAG_VERSION = 8
+
+
+def check_bag_version(version: int) -> int:
+    """`version` if this package writes it, else `ConfigError` naming the choices."""
+    if version not in BAG_VERSIONS:
+        choices = '; '.join(f'{v} ({who})' for v, who in BAG_VERSIONS.items())
+        raise ConfigError(f'bag metadata version {version} is not written here; choose {choices}')
+    return int(version)
+
+
 METADATA_FILE = 'metadata.yaml'
 STORAGE_SUFFIXES = ('.mcap', '.db3', '.mcap.zstd', '.db3.zstd')
 

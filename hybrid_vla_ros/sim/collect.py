@@ -36,6 +36,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from . import camera_names, make_env
+from ..data.bag import DEFAULT_BAG_VERSION, check_bag_version
 from .env import SimEnv
 from .recorder import PARTIAL_DIR, EpisodeWriter
 from ..schema import ConfigError
@@ -239,7 +240,8 @@ def record_episode(env: SimEnv, seed: int, path, compress: bool = True,
                    check: Optional[Callable[[], None]] = None, action_noise: float = 0.0,
                    noise_correlation: float = 0.8,
                    driver: Optional[PolicyDriver] = None,
-                   shared_partial_dir: bool = False) -> EpisodeResult:
+                   shared_partial_dir: bool = False,
+                   bag_version: int = DEFAULT_BAG_VERSION) -> EpisodeResult:
     """Run the expert for one episode of `env` from `seed` and write it to the bag `path`.
 
     `action_noise` (std, action units; 0 = clean) perturbs the executed action, never the
@@ -249,7 +251,8 @@ def record_episode(env: SimEnv, seed: int, path, compress: bool = True,
     `path` only once complete; on any exception (Ctrl-C included) the partial bag is deleted
     and the exception propagates. `check` is called before every control step
     (`StopRequest.check` raises there). `shared_partial_dir`: other processes record into
-    the same directory at the same time (see `EpisodeWriter`).
+    the same directory at the same time (see `EpisodeWriter`). `bag_version`: rosbag2
+    metadata version, 8 (every supported distribution reads it) or 9.
     """
     obs = env.reset(seed)
     text = env.instruction()
@@ -260,7 +263,7 @@ def record_episode(env: SimEnv, seed: int, path, compress: bool = True,
         mixing = np.random.default_rng([seed, 0xDA66])
     policy_steps = 0
     with EpisodeWriter(path, env.cameras, env.command_kind, compress=compress,
-                       shared_partial_dir=shared_partial_dir) as bag:
+                       shared_partial_dir=shared_partial_dir, bag_version=bag_version) as bag:
         bag.write_instruction(obs.time, text)
         while True:
             if check is not None:
@@ -301,7 +304,8 @@ def collect(out_dir, suite: str = DEFAULT_SUITE, tasks: Optional[Sequence[str]] 
             cameras: Optional[Sequence[str]] = None, compress: bool = True,
             progress: bool = True, action_noise: float = 0.0,
             noise_correlation: float = 0.8, start_jitter: float = 0.0,
-            policy=None, policy_share: float = 1.0, workers: int = 1) -> CollectionSummary:
+            policy=None, policy_share: float = 1.0, workers: int = 1,
+            bag_version: int = DEFAULT_BAG_VERSION) -> CollectionSummary:
     """Record `episodes` expert episodes of every task (seeds ``seed .. seed+episodes-1``).
 
     Args:
@@ -326,6 +330,8 @@ def collect(out_dir, suite: str = DEFAULT_SUITE, tasks: Optional[Sequence[str]] 
         workers: processes recording episodes side by side (each simulates and renders on
             one core); the bags are the same as with one, since every episode follows from
             its own seed.
+        bag_version: rosbag2 metadata version of the bags: 8 (default; Humble, Jazzy and
+            Kilted read it) or 9 (Jazzy and later).
 
     Returns:
         The summary (episodes in task, then seed order, whichever worker recorded them); on
@@ -366,7 +372,8 @@ def collect(out_dir, suite: str = DEFAULT_SUITE, tasks: Optional[Sequence[str]] 
                 pending.append((name, episode_seed))
     spec = _RecordSpec(suite, image_size, None if cameras is None else list(cameras),
                        compress, action_noise, noise_correlation, start_jitter,
-                       None if driver is None else driver.checkpoint, policy_share)
+                       None if driver is None else driver.checkpoint, policy_share,
+                       check_bag_version(bag_version))
     from tqdm import tqdm
     bar = tqdm(total=len(names) * episodes, unit='episode', disable=not progress,
                desc=f'collect {suite}', initial=len(summary.skipped))
@@ -410,6 +417,7 @@ class _RecordSpec:
     start_jitter: float
     policy: Optional[str]
     policy_share: float
+    bag_version: int = DEFAULT_BAG_VERSION
 
 
 def _record_serially(spec: _RecordSpec, out: Path, pending: Sequence[Tuple[str, int]],
@@ -430,7 +438,8 @@ def _record_serially(spec: _RecordSpec, out: Path, pending: Sequence[Tuple[str, 
             recorded(record_episode(env, episode_seed, out / episode_name(name, episode_seed),
                                     spec.compress, check=check, action_noise=spec.action_noise,
                                     noise_correlation=spec.noise_correlation, driver=driver,
-                                    shared_partial_dir=shared_partial_dir))
+                                    shared_partial_dir=shared_partial_dir,
+                                    bag_version=spec.bag_version))
     finally:
         if env is not None:
             env.close()

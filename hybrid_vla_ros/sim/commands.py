@@ -31,6 +31,9 @@ def _collect_args(p: argparse.ArgumentParser) -> None:
                    f'mt50: its 50 Meta-World task names or a tier ({", ".join(MT50_TIERS)})')
     p.add_argument('--image-size',
                    help="camera image size, N or HxW (default 128, or the --policy's)")
+    p.add_argument('--bag-version', type=int, default=8, choices=(8, 9),
+                   help='rosbag2 metadata version: 8 (default; Humble, Jazzy and Kilted read '
+                        'it) or 9 (Jazzy and later)')
     p.add_argument('--cameras', nargs='+', metavar='CAMERA',
                    help="cameras to record (default: front; mt50: corner2). metaworld: front, "
                         "corner, corner2, corner3, corner4, topview, wrist; mt50: corner2, "
@@ -102,7 +105,8 @@ def collect_command(args) -> int:
                           progress=not args.quiet, action_noise=args.action_noise,
                           noise_correlation=args.noise_correlation,
                           start_jitter=args.start_jitter, policy=args.policy,
-                          policy_share=args.policy_share, workers=args.workers)
+                          policy_share=args.policy_share, workers=args.workers,
+                          bag_version=args.bag_version)
     except FileExistsError as exc:  # a directory in the way that is not a finished bag
         raise ConfigError(f'--out: {exc}') from None
     print(summary.format())

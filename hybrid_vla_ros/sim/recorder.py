@@ -37,6 +37,7 @@ import numpy as np
 from rosbags.rosbag2 import CompressionFormat, CompressionMode, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
+from ..data.bag import DEFAULT_BAG_VERSION, check_bag_version
 from .env import Command, EndEffectorCommand, JointCommand, Observation
 
 TYPESTORE = get_typestore(Stores.ROS2_KILTED)
@@ -157,8 +158,10 @@ class EpisodeWriter:
     """
 
     def __init__(self, path, cameras: Sequence[str], command_kind: str,
-                 compress: bool = True, shared_partial_dir: bool = False) -> None:
+                 compress: bool = True, shared_partial_dir: bool = False,
+                 bag_version: int = DEFAULT_BAG_VERSION) -> None:
         self.path = Path(path)
+        self.bag_version = check_bag_version(bag_version)
         if self.path.exists():
             raise FileExistsError(f'{self.path} exists already; remove it or choose another '
                                   f'output directory')
@@ -185,7 +188,7 @@ class EpisodeWriter:
         if self._tmp.exists():
             shutil.rmtree(self._tmp)
         self._tmp.parent.mkdir(parents=True, exist_ok=True)
-        writer = Writer(self._tmp, version=Writer.VERSION_LATEST,
+        writer = Writer(self._tmp, version=self.bag_version,
                         storage_plugin=StoragePlugin.MCAP)
         if self.compress:
             writer.set_compression(CompressionMode.STORAGE, CompressionFormat.ZSTD)

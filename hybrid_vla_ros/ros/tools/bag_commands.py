@@ -154,6 +154,9 @@ def _record_args(p) -> None:
                                                 'or be empty)')
     p.add_argument('--storage', choices=STORAGES, default='mcap',
                    help='storage plugin (default mcap)')
+    p.add_argument('--bag-version', type=int, default=8, choices=(8, 9),
+                   help='rosbag2 metadata version: 8 (default; Humble, Jazzy and Kilted read '
+                        'it) or 9 (Jazzy and later)')
     p.add_argument('--duration', type=float, default=None, metavar='S',
                    help='stop after S seconds (default: until Ctrl-C)')
     p.add_argument('--max-messages', type=int, default=None, metavar='N',
@@ -170,7 +173,7 @@ def record(args) -> int:
     check_output_dir(args.out)  # refuse before starting ROS
     with _ros_node('hybrid_vla_recorder') as (node, stop, halt):
         recorder = BagRecorder(node, args.topics, args.out, storage=args.storage,
-                               max_messages=args.max_messages)
+                               max_messages=args.max_messages, bag_version=args.bag_version)
         try:
             missing = recorder.start(timeout_s=0.0)
             print(f'recording {", ".join(recorder.topics)} to {args.out}'

@@ -6,7 +6,8 @@ each topic comes from the ROS graph (the publishers seen on it), so only the nam
 given; a topic is subscribed as soon as a publisher appears, and one never seen is
 reported when the recording closes.
 
-The bag is written with `rosbags.rosbag2.Writer` (format version 9, MCAP or sqlite3),
+The bag is written with `rosbags.rosbag2.Writer` (metadata version 8 by default, which
+Humble, Jazzy and Kilted read, or 9; MCAP or sqlite3),
 with every topic's message definition and type hash, so rosbags, ``ros2 bag`` and
 Foxglove can decode it without this package. Definitions come from the rosbags Kilted
 type store, or — for a type it does not know (your own messages) — are generated from the
@@ -31,6 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from ...data.bag import DEFAULT_BAG_VERSION, check_bag_version
 from ...schema import ConfigError
 from .bag_player import message_class
 
@@ -194,6 +196,8 @@ class BagRecorder:
         topics: topic names (relative names resolve in the node's namespace).
         out_dir: the bag directory to create; it must not exist or be empty.
         storage: ``mcap`` (default) or ``sqlite3``.
+        bag_version: rosbag2 metadata version, 8 (default: every supported distribution
+            reads it) or 9 (Jazzy and later).
         max_messages: stop recording after this many messages in all (None = no limit);
             `done` is set then.
 
@@ -203,7 +207,9 @@ class BagRecorder:
     """
 
     def __init__(self, node, topics: Sequence[str], out_dir, storage: str = 'mcap',
-                 max_messages: Optional[int] = None) -> None:
+                 max_messages: Optional[int] = None,
+                 bag_version: int = DEFAULT_BAG_VERSION) -> None:
+        self.bag_version = check_bag_version(bag_version)
         if storage not in STORAGES:
             raise ConfigError(f'storage {storage!r}: choose one of {", ".join(STORAGES)}')
         if not topics:
@@ -277,7 +283,7 @@ class BagRecorder:
         plugin = StoragePlugin.MCAP if self.storage == 'mcap' else StoragePlugin.SQLITE3
 
         def create():
-            writer = Writer(self.path, version=Writer.VERSION_LATEST, storage_plugin=plugin)
+            writer = Writer(self.path, version=self.bag_version, storage_plugin=plugin)
             writer.open()
             return writer
 
