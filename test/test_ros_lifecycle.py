@@ -305,3 +305,63 @@ def test_clock_skew_is_judged_on_sim_time_too(checkpoint, context):
         executor.remove_node(clock_node)
         clock_node.destroy_node()
         node.destroy_node()
+
+
+def test_perception_takes_compressed_frames_and_gets_the_same_features(checkpoint, context):
+    """The same frame raw and as a PNG CompressedImage gives the same vision_features; a
+    corrupt compressed frame is dropped with the reason."""
+    import cv2
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from sensor_msgs.msg import CompressedImage, Image, PointCloud2
+
+    from hybrid_vla_ros.ros import qos, tensor_codec
+    from hybrid_vla_ros.ros.perception_node import PerceptionNode
+    raw_node = PerceptionNode(context=context, parameter_overrides=_overrides(
+        checkpoint=str(checkpoint)))
+    listener = rclpy.create_node('features_listener', context=context)
+    got = []
+    listener.create_subscription(PointCloud2, 'vision_features', got.append, qos.FEATURES)
+    executor = SingleThreadedExecutor(context=context)
+    for n in (raw_node, listener):
+        executor.add_node(n)
+    try:
+        raw_node.start()
+        cam = raw_node.cameras[0]
+        h, w = cam['height'], cam['width']
+        rgb = np.random.default_rng(3).integers(0, 256, (h, w, 3), dtype=np.uint8)
+        stamp = raw_node.get_clock().now().to_msg()
+        raw = Image(height=h, width=w, encoding='rgb8', step=w * 3, data=rgb.tobytes())
+        raw.header.stamp = stamp
+        ok, png = cv2.imencode('.png', rgb[..., ::-1])
+        assert ok
+        compressed = CompressedImage(format='png', data=png.tobytes())
+        compressed.header.stamp = stamp
+
+        def features_of(node, msg, topic):
+            before = len(got)
+            node._on_image(msg, node.cameras[0], topic)
+            deadline = time.monotonic() + 5
+            while len(got) == before and time.monotonic() < deadline:
+                executor.spin_once(timeout_sec=0.05)
+            return tensor_codec.decode(got[-1]).tensors['tokens']
+
+        from_raw = features_of(raw_node, raw, raw_node.topics[0])
+        raw_node.trigger_deactivate()
+        executor.remove_node(raw_node)
+        raw_node.destroy_node()
+        node = PerceptionNode(context=context, parameter_overrides=_overrides(
+            checkpoint=str(checkpoint), image_transports=['compressed']))
+        executor.add_node(node)
+        node.start()
+        assert node.topics == ['front/image_raw/compressed']
+        from_png = features_of(node, compressed, node.topics[0])
+        assert np.array_equal(from_raw, from_png)
+        node._on_image(CompressedImage(format='jpeg', data=b'not a jpeg'), node.cameras[0],
+                       node.topics[0])
+        assert node.bad_frames == 1 and 'could not be decoded as jpeg or png' in \
+            node.last_error
+        executor.remove_node(node)
+        node.destroy_node()
+    finally:
+        listener.destroy_node()

@@ -40,13 +40,36 @@ def _cv_bridge_rgb(msg) -> Optional[np.ndarray]:
                          f'{exc}') from None
 
 
-def to_rgb(msg) -> np.ndarray:
-    """A sensor_msgs/Image -> (height, width, 3) uint8 RGB (a copy, C-contiguous).
+def compressed_to_rgb(msg) -> np.ndarray:
+    """A sensor_msgs/CompressedImage (jpeg or png) -> (height, width, 3) uint8 RGB, decoded
+    exactly as training decodes compressed images from bags (`data.images`).
 
     Raises:
-        ImageError: unsupported encoding, zero size, or fewer bytes than height x step.
+        ImageError: empty, or bytes the decoder cannot read (naming the format field).
 
     """
+    from ..data.errors import BagContentError
+    from ..data.images import compressed_to_rgb as decode
+    if not len(msg.data):
+        raise ImageError(f'empty CompressedImage (format {msg.format!r})')
+    try:
+        return decode(msg, 'live', 'camera')
+    except BagContentError:
+        raise ImageError(f'a CompressedImage (format {msg.format!r}, {len(msg.data)} bytes) '
+                         'could not be decoded as jpeg or png') from None
+
+
+def to_rgb(msg) -> np.ndarray:
+    """A sensor_msgs/Image or CompressedImage -> (height, width, 3) uint8 RGB (a copy,
+    C-contiguous).
+
+    Raises:
+        ImageError: unsupported encoding, zero size, fewer bytes than height x step, or a
+            compressed frame that does not decode.
+
+    """
+    if not hasattr(msg, 'encoding'):   # sensor_msgs/CompressedImage
+        return compressed_to_rgb(msg)
     encoding = msg.encoding.lower()
     h, w, step = int(msg.height), int(msg.width), int(msg.step)
     if h == 0 or w == 0:

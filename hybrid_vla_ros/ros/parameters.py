@@ -226,7 +226,12 @@ _ENCODER_AUTOSTART = ParamSpec('autostart', True, 'activate at start (publish fe
 PERCEPTION_PARAMS = COMMON_PARAMS + (
     _ENCODER_AUTOSTART,
     ParamSpec('image_topics', None, 'image topic per checkpoint camera, in the checkpoint\'s '
-                                    'camera order (default: <camera>/image_raw)',
+                                    'camera order (default: <camera>/image_raw, or '
+                                    '<camera>/image_raw/compressed for compressed cameras)',
+              kind='string_array'),
+    ParamSpec('image_transports', None, 'raw or compressed per checkpoint camera, in its '
+                                        'camera order: sensor_msgs/Image or '
+                                        'CompressedImage (jpeg, png); unset: all raw',
               kind='string_array'),
     ParamSpec('sync_tolerance', 0.05, 'several cameras: largest stamp difference (s) between '
                                       'the first camera\'s frame and the others\'',

@@ -1,8 +1,9 @@
 """perception_node: camera images -> ``vision_features`` (the checkpoint's ``vision`` part).
 
-Subscribes one sensor_msgs/Image topic per checkpoint camera (default
-``<camera>/image_raw``, sensor-data QoS), converts rgb8 / bgr8 / rgba8 / bgra8 / mono8 to
-RGB, resizes to the checkpoint's size (saying so once per camera and size), encodes the
+Subscribes one topic per checkpoint camera (sensor-data QoS): sensor_msgs/Image (default
+``<camera>/image_raw``; rgb8 / bgr8 / rgba8 / bgra8 / mono8) or, with ``image_transports``
+``compressed``, sensor_msgs/CompressedImage (``<camera>/image_raw/compressed``; jpeg or
+png, decoded as training decodes bags); converts to RGB, resizes to the checkpoint's size (saying so once per camera and size), encodes the
 newest frame of every camera in one batch and publishes the tokens with the oldest source
 image stamp (`tensor_codec`). With several cameras, a frame of the first camera triggers an
 encoding; the other cameras' newest frames must be within ``sync_tolerance`` of it.
@@ -21,7 +22,7 @@ import time
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
-from sensor_msgs.msg import Image, PointCloud2
+from sensor_msgs.msg import CompressedImage, Image, PointCloud2
 
 from . import image_conversion as imgconv
 from . import qos, tensor_codec
@@ -52,7 +53,7 @@ class PerceptionNode(ManagedNode):
         self._resized: set = set()
         self.cameras: List[dict] = []
         self.topics: List[str] = []
-        self._subscriptions = []
+        self._camera_subscriptions = []
         self.pub = self.create_publisher(PointCloud2, 'vision_features', qos.FEATURES)
 
     # ----------------------------------------------------------------- lifecycle hooks
@@ -60,15 +61,22 @@ class PerceptionNode(ManagedNode):
         """Subscribe the checkpoint's cameras (topics from ``image_topics``)."""
         from ..schema import ConfigError
         cameras = list(self.model.backend.spec.cameras)
-        topics = self.params['image_topics'] or [f'{c["name"]}/image_raw' for c in cameras]
+        names = [c['name'] for c in cameras]
+        transports = list(self.params['image_transports']) or ['raw'] * len(cameras)
+        if len(transports) != len(cameras) or not set(transports) <= {'raw', 'compressed'}:
+            raise ConfigError(f'image_transports {transports}: give raw or compressed for each '
+                              f'of the checkpoint\'s {len(names)} camera(s) {names}')
+        topics = self.params['image_topics'] or [
+            f'{c["name"]}/image_raw' + ('/compressed' if t == 'compressed' else '')
+            for c, t in zip(cameras, transports, strict=True)]
         if len(topics) != len(cameras):
-            names = [c['name'] for c in cameras]
             raise ConfigError(f'image_topics lists {len(topics)} topics; the checkpoint has '
                               f'{len(names)} camera(s) {names}')
         self.cameras, self.topics = cameras, topics
-        for cam, topic in zip(cameras, topics, strict=True):
-            self._subscriptions.append(self.create_subscription(
-                Image, topic, lambda msg, c=cam, t=topic: self._on_image(msg, c, t),
+        for cam, topic, transport in zip(cameras, topics, transports, strict=True):
+            msg_type = CompressedImage if transport == 'compressed' else Image
+            self._camera_subscriptions.append(self.create_subscription(
+                msg_type, topic, lambda msg, c=cam, t=topic: self._on_image(msg, c, t),
                 qos.SENSOR))
         self.get_logger().info(
             'encoding ' + ', '.join(f'{c["name"]} <- {self.resolve_topic_name(t)}'
@@ -77,9 +85,9 @@ class PerceptionNode(ManagedNode):
 
     def released(self) -> None:
         """Unsubscribe the cameras and forget their frames."""
-        for sub in self._subscriptions:
+        for sub in self._camera_subscriptions:
             self.destroy_subscription(sub)
-        self._subscriptions = []
+        self._camera_subscriptions = []
         self.cameras, self.topics, self.frames = [], [], {}
 
     # ----------------------------------------------------------------- frames
