@@ -408,7 +408,8 @@ def test_command_output_builds_each_mode_and_holds(mode):
             assert first.pose.position.y == 0.2 and held.pose.position.y == 0.2
             assert first.pose.orientation.w == 1.0
         elif mode == 'joint_trajectory':
-            assert list(first.joint_names) == joints and first.header.stamp == stamp
+            # Zero stamp: the controller starts it on receipt (test_joint_trajectories_*).
+            assert list(first.joint_names) == joints and first.header.stamp == Time()
             assert list(first.points[0].positions) == [0.1, 0.2, 0.3]
             assert first.points[0].time_from_start.nanosec == 50_000_000
             assert list(held.points[0].positions) == [0.1, 0.2, 0.3]
@@ -417,4 +418,125 @@ def test_command_output_builds_each_mode_and_holds(mode):
         executor.shutdown()
         node.destroy_node()
     finally:
+        rclpy.try_shutdown(context=context)
+
+
+# ----------------------------------------------------------------------- joint trajectories
+def controller_rejects(msg, controller_joints, receipt_s: float, now_s: float):
+    """Why ros2_control's joint_trajectory_controller would drop trajectory `msg` received
+    (and evaluated) at `now_s`, or None when it accepts it. The rules it applies: joint
+    names known and unique, every point as many positions as names, time_from_start
+    strictly increasing, and the trajectory must not end in the past — its start is the
+    header stamp, or the receipt time when the stamp is zero."""
+    names = list(msg.joint_names)
+    if not names or len(set(names)) != len(names) or not set(names) <= set(controller_joints):
+        return f'joint names {names}'
+    if not msg.points:
+        return 'no points'
+    times = [p.time_from_start.sec + p.time_from_start.nanosec * 1e-9 for p in msg.points]
+    if any(b <= a for a, b in zip(times, times[1:], strict=False)) or times[0] <= 0:
+        return f'times {times} not strictly increasing from > 0'
+    if any(len(p.positions) != len(names) for p in msg.points):
+        return 'point sizes'
+    if not all(np.isfinite(v) for p in msg.points for v in p.positions):
+        return 'non-finite position'
+    stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+    start = receipt_s if stamp == 0 else stamp
+    if start + times[-1] < now_s:
+        return f'ends {now_s - start - times[-1]:.3f} s in the past'
+    return None
+
+
+def test_joint_trajectories_are_accepted_under_latency_and_carry_the_chunk(tmp_path_factory):
+    """The policy's joint_command through the real node: a controller that gets each
+    trajectory 80 ms (more than one 50 ms period) after its camera frame accepts every
+    one; the points are the chunk's rest, one per period; the image stamp arrives on
+    ~/command_source. The old semantics (image stamp as start, one point) fail the same
+    rules."""
+    import rclpy
+    from builtin_interfaces.msg import Time
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.parameter import Parameter
+    from sensor_msgs.msg import JointState
+    from std_msgs.msg import Header
+    from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+    from ros_support import tiny_checkpoint
+    from hybrid_vla_ros.ros import qos, tensor_codec
+    from hybrid_vla_ros.ros.model_ref import open_model
+    from hybrid_vla_ros.ros.policy_node import PolicyNode
+    checkpoint = tiny_checkpoint(tmp_path_factory)
+    joints = ['j0', 'j1', 'j2']
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = listener = None
+    try:
+        node = PolicyNode(context=context, parameter_overrides=[
+            Parameter('checkpoint', value=str(checkpoint)), Parameter('autostart', value=True),
+            Parameter('command_mode', value='joint_trajectory'),
+            Parameter('joint_names', value=joints), Parameter('gripper_index', value=3),
+            Parameter('proprio_sources', value=[f'joint_states.{j}' for j in joints]
+                      + ['joint_states.gripper']),
+            Parameter('safety.action_min', value=[-3.0, -3.0, -3.0, -1.0]),
+            Parameter('safety.action_max', value=[3.0, 3.0, 3.0, 1.0])])
+        listener = rclpy.create_node('controller', context=context)
+        got, sources = [], []
+        listener.create_subscription(JointTrajectory, 'joint_command', got.append,
+                                     qos.COMMAND)
+        listener.create_subscription(Header, 'policy/command_source', sources.append,
+                                     qos.COMMAND)
+        executor = SingleThreadedExecutor(context=context)
+        executor.add_node(node)
+        executor.add_node(listener)
+        node.start()
+        assert node.lifecycle_state == 'active'
+        model = open_model(str(checkpoint), 'onnxruntime')
+        be = model.backend
+        tokens, mask = be.encode_instruction('open the drawer')
+        node._on_language(tensor_codec.encode({'tokens': tokens, 'mask': mask},
+                                              node.get_clock().now().to_msg(),
+                                              model.fingerprint))
+        for _ in range(40):   # the publishers and subscriptions match
+            executor.spin_once(timeout_sec=0.05)
+        size = be.spec.cameras[0]['height']
+        image = np.zeros((1, 1, size, size, 3), np.uint8)
+        ticks = 6
+        for _ in range(ticks):
+            stamp = node.get_clock().now().to_msg()
+            js = JointState(name=joints + ['gripper'], position=[0.1, 0.2, 0.3, 0.5])
+            js.header.stamp = stamp
+            node._on_joint_state(js)
+            node._on_vision(tensor_codec.encode({'tokens': be.encode_vision(image)}, stamp,
+                                                model.fingerprint), None)
+            for _ in range(10):
+                executor.spin_once(timeout_sec=0.01)
+        deadline = time.monotonic() + 5
+        while (len(got) < ticks or len(sources) < ticks) and time.monotonic() < deadline:
+            executor.spin_once(timeout_sec=0.05)
+        assert len(got) == ticks and len(sources) == ticks
+        K = be.spec.chunk
+        latency = 0.08   # more than one control period
+        for msg, source in zip(got, sources, strict=True):
+            image_s = source.stamp.sec + source.stamp.nanosec * 1e-9
+            assert image_s > 0 and source.frame_id == '/joint_command'
+            receipt = image_s + latency
+            assert controller_rejects(msg, joints, receipt, receipt) is None
+            assert msg.header.stamp == Time()
+            assert 1 <= len(msg.points) <= K
+            assert len(msg.points) >= 2   # the rest of the chunk rides along
+            times = [p.time_from_start.nanosec * 1e-9 + p.time_from_start.sec
+                     for p in msg.points]
+            assert np.allclose(times, 0.05 * np.arange(1, len(times) + 1))
+            assert all(-3.0 <= v <= 3.0 for p in msg.points for v in p.positions)
+            # The old carrier (image stamp as the start, one point one period ahead) is
+            # dropped by the same rules at this latency.
+            old = JointTrajectory(joint_names=joints, points=[JointTrajectoryPoint(
+                positions=list(msg.points[0].positions), time_from_start=msg.points[0]
+                .time_from_start)])
+            old.header.stamp = source.stamp
+            assert 'in the past' in controller_rejects(old, joints, receipt, receipt)
+    finally:
+        for n in (node, listener):
+            if n is not None:
+                n.destroy_node()
         rclpy.try_shutdown(context=context)

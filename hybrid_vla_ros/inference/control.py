@@ -103,6 +103,8 @@ class TickResult:
         level: diagnostics level (OK, WARN, ERROR) of this decision.
         clamped: safety limits that changed the action.
         inferred: whether a chunk was computed (sync) or requested (async) this tick.
+        planned: the filtered actions scheduled for the following ticks (only when the
+            loop's `plan_ahead` > 0), for commands that carry a plan (joint trajectories).
 
     """
 
@@ -111,6 +113,7 @@ class TickResult:
     level: int = OK
     clamped: List[str] = dataclasses.field(default_factory=list)
     inferred: bool = False
+    planned: List[np.ndarray] = dataclasses.field(default_factory=list)
 
 
 def _hold(reason: str, level: int, inferred: bool = False) -> TickResult:
@@ -147,6 +150,8 @@ class ControlLoop:
         self.inference = LatencyWindow(200)
         self.inferences = 0
         self.flushes = 0
+        # Actions after this tick's to return as `TickResult.planned` (0: none).
+        self.plan_ahead = 0
 
     # ----------------------------------------------------------------- language
     def set_language(self, tokens: np.ndarray, mask: np.ndarray) -> None:
@@ -209,13 +214,21 @@ class ControlLoop:
                       else 'no action scheduled for this tick')
             return _hold(reason, WARN, inferred)
         if self.safety is None:
-            return TickResult(np.asarray(action, dtype=np.float64), inferred=inferred)
+            planned = (self.scheduler.planned(inp.tick, self.plan_ahead)
+                       if self.plan_ahead > 0 else [])
+            return TickResult(np.asarray(action, dtype=np.float64), inferred=inferred,
+                              planned=planned)
         result = self.safety(action, inp.measured)
         if result.error is not None:
             self.interrupt()
             return _hold(f'safety filter rejected the action: {result.error}', ERROR,
                          inferred)
-        return TickResult(result.command, clamped=result.clamped, inferred=inferred)
+        planned = []
+        if self.plan_ahead > 0:
+            planned = self.safety.preview(result.command,
+                                          self.scheduler.planned(inp.tick, self.plan_ahead))
+        return TickResult(result.command, clamped=result.clamped, inferred=inferred,
+                          planned=planned)
 
     def _inputs(self, inp: TickInput):
         tokens, mask = self._language

@@ -219,6 +219,30 @@ class SafetyFilter:
         self._previous = a.copy()
         return FilterResult(a, clamped)
 
+    def preview(self, start: np.ndarray, future: Sequence[np.ndarray]) -> List[np.ndarray]:
+        """The planned actions after `start` (this tick's filtered command), each filtered
+        as it would be on its own tick — bounds, gripper range, target box, and `max_delta`
+        from the one before — without changing the filter's state. Stops at the first
+        non-finite action (nothing after it is planned). For position trajectories: what a
+        controller may execute if no newer command replaces the plan."""
+        out: List[np.ndarray] = []
+        previous = np.asarray(start, dtype=np.float64)
+        for action in future:
+            a = np.asarray(action, dtype=np.float64).reshape(-1).copy()
+            if a.shape != previous.shape or not np.all(np.isfinite(a)):
+                break
+            ignored: List[str] = []
+            self._bounds(a, ignored)
+            if self.limits.kind == 'ee_position':
+                self._box_target(a, ignored)
+            if self._delta is not None:
+                step = a - previous
+                a = previous + np.where(self._delta > 0,
+                                        np.clip(step, -self._delta, self._delta), step)
+            out.append(a)
+            previous = a
+        return out
+
     # ----------------------------------------------------------------- steps
     def _bounds(self, a: np.ndarray, clamped: List[str]) -> None:
         if self._min is not None:

@@ -83,6 +83,29 @@ class ChunkScheduler:
         weights = np.exp(-self.decay * np.arange(len(preds)))
         return (np.stack(preds) * weights[:, None]).sum(0) / weights.sum()
 
+    def planned(self, tick: int, n: int) -> List[np.ndarray]:
+        """The (A,) actions scheduled for ticks tick+1 .. tick+n, as far as the stored
+        predictions cover them without a gap (not consumed: `action` still returns them on
+        their own ticks)."""
+        out: List[np.ndarray] = []
+        if self.mode == 'replan':
+            expected = tick + 1
+            for t, a in self._queue:
+                if t < expected:
+                    continue
+                if t != expected or len(out) == n:
+                    break
+                out.append(np.asarray(a, dtype=np.float64))
+                expected += 1
+            return out
+        for t in range(tick + 1, tick + 1 + n):
+            preds = self._predictions.get(t)
+            if not preds:
+                break
+            weights = np.exp(-self.decay * np.arange(len(preds)))
+            out.append((np.stack(preds) * weights[:, None]).sum(0) / weights.sum())
+        return out
+
     @property
     def queued(self) -> int:
         """Ticks still covered by stored predictions (replan) / future ticks (ensemble)."""

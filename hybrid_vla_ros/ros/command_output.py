@@ -8,7 +8,8 @@
 ``pose``            ``ee_target`` geometry_msgs/PoseStamped         x, y, z (m), grip
                     + ``gripper_command`` std_msgs/Float64
 ``joint_trajectory``  ``joint_command`` trajectory_msgs/JointTrajectory  joint targets (rad)
-                    (one point, ``time_from_start`` one control period) (+ grip)
+                    (this tick's target and the rest of the chunk,  (+ grip)
+                    one point per control period, "start on receipt")
 ``joint_forward``   ``forward_command`` std_msgs/Float64MultiArray  joint targets (rad)
                     (a ros2_control forward position controller)     (+ grip)
 ==================  ==============================================  =======================
@@ -16,8 +17,15 @@
 The gripper entry (``gripper_index``, -1 for none) always goes to ``gripper_command``.
 Every stamped command carries the **source image stamp** of the tick it answers, like the
 recorded bags (docs/data-format.md), so a lock-step simulator matches command to step and
-an observer measures camera-to-command latency from the header alone. The gripper command is
-published before the arm command of the same tick.
+an observer measures camera-to-command latency from the header alone — except joint
+trajectories: ros2_control's joint_trajectory_controller reads a trajectory's header stamp
+as its start time and drops one that ends in the past, so a trajectory carries a **zero
+stamp** ("start on receipt") and the image stamp goes out beside it on
+``~/command_source`` (std_msgs/Header: stamp = image stamp, frame_id = the command topic).
+Its points are this tick's target and the chunk's remaining (safety-filtered) targets at
+``time_from_start`` = 1, 2, ... control periods, so the controller has the plan the policy
+already predicted; each new tick replaces it. The gripper command is published before the
+arm command of the same tick.
 
 Holding: ``twist`` publishes a zero twist (and repeats the last gripper command: holding an
 object must not drop it); the position modes repeat the last target, or the measured state
@@ -77,6 +85,11 @@ class CommandOutput:
             self._grip = {False: node.create_publisher(Float64, 'gripper_command', COMMAND),
                           True: node.create_publisher(Float64, '~/debug/gripper_command',
                                                       COMMAND)}
+        # Joint trajectories carry a zero stamp; the image stamp goes here (docstring).
+        self._source = None
+        if mode == 'joint_trajectory':
+            from std_msgs.msg import Header
+            self._source = node.create_publisher(Header, '~/command_source', COMMAND)
         self.last_arm: Optional[np.ndarray] = None
         self.last_gripper: Optional[float] = None
         self.orientation = (0.0, 0.0, 0.0, 1.0)
@@ -86,6 +99,8 @@ class CommandOutput:
         for pubs in (self._arm, self._grip or {}):
             for pub in pubs.values():
                 node.destroy_publisher(pub)
+        if self._source is not None:
+            node.destroy_publisher(self._source)
 
     def split(self, action: np.ndarray):
         """(A,) -> (arm entries, gripper value or None)."""
@@ -101,10 +116,14 @@ class CommandOutput:
         pubs = [self._arm[False]] + ([self._grip[False]] if self._grip else [])
         return [p.topic_name for p in pubs]
 
-    def publish(self, action: np.ndarray, stamp, dry_run: bool) -> None:
-        """Publish one filtered (A,) action stamped `stamp` (builtin_interfaces/Time)."""
+    def publish(self, action: np.ndarray, stamp, dry_run: bool,
+                planned: Sequence[np.ndarray] = ()) -> None:
+        """Publish one filtered (A,) action answering the image stamped `stamp`
+        (builtin_interfaces/Time); `planned` (joint trajectories) are the filtered (A,)
+        actions of the following ticks, sent as the trajectory's later points."""
         arm, grip = self.split(action)
-        self._send(arm, grip, stamp, dry_run)
+        later = [self.split(a)[0] for a in planned] if self.mode == 'joint_trajectory' else []
+        self._send(arm, grip, stamp, dry_run, later)
 
     def hold(self, stamp, dry_run: bool, measured: Optional[np.ndarray] = None) -> bool:
         """Publish a hold command; False when there is nothing safe to hold at (a position
@@ -120,7 +139,8 @@ class CommandOutput:
         self._send(target, self.last_gripper, stamp, dry_run)
         return True
 
-    def _send(self, arm: np.ndarray, grip: Optional[float], stamp, dry_run: bool) -> None:
+    def _send(self, arm: np.ndarray, grip: Optional[float], stamp, dry_run: bool,
+              later: Sequence[np.ndarray] = ()) -> None:
         from geometry_msgs.msg import PoseStamped, TwistStamped
         from std_msgs.msg import Float64, Float64MultiArray
         from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
@@ -139,16 +159,20 @@ class CommandOutput:
             p.x, p.y, p.z = (float(v) for v in arm[:3])
             q.x, q.y, q.z, q.w = (float(v) for v in self.orientation)
         elif self.mode == 'joint_trajectory':
-            msg = JointTrajectory()
-            msg.header.stamp = stamp
+            msg = JointTrajectory()   # header.stamp zero: start on receipt
             msg.joint_names = self.joint_names
-            ns = int(round(self.period * 1e9))
-            point = JointTrajectoryPoint(positions=[float(v) for v in arm])
-            point.time_from_start.sec, point.time_from_start.nanosec = divmod(ns, 1_000_000_000)
-            msg.points = [point]
+            for i, target in enumerate([arm, *later]):
+                ns = int(round((i + 1) * self.period * 1e9))
+                point = JointTrajectoryPoint(positions=[float(v) for v in target])
+                point.time_from_start.sec, point.time_from_start.nanosec = divmod(
+                    ns, 1_000_000_000)
+                msg.points.append(point)
         else:
             msg = Float64MultiArray(data=[float(v) for v in arm])
         self._arm[dry_run].publish(msg)
+        if self._source is not None:
+            from std_msgs.msg import Header
+            self._source.publish(Header(stamp=stamp, frame_id=self._arm[dry_run].topic_name))
         if self.mode != 'twist':
             self.last_arm = np.asarray(arm, dtype=np.float64).copy()
 

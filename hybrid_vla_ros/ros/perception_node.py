@@ -3,10 +3,11 @@
 Subscribes one topic per checkpoint camera (sensor-data QoS): sensor_msgs/Image (default
 ``<camera>/image_raw``; rgb8 / bgr8 / rgba8 / bgra8 / mono8) or, with ``image_transports``
 ``compressed``, sensor_msgs/CompressedImage (``<camera>/image_raw/compressed``; jpeg or
-png, decoded as training decodes bags); converts to RGB, resizes to the checkpoint's size (saying so once per camera and size), encodes the
-newest frame of every camera in one batch and publishes the tokens with the oldest source
-image stamp (`tensor_codec`). With several cameras, a frame of the first camera triggers an
-encoding; the other cameras' newest frames must be within ``sync_tolerance`` of it.
+png, decoded as training decodes bags); converts to RGB, resizes to the checkpoint's size
+(saying so once per camera and size), encodes the newest frame of every camera in one batch
+and publishes the tokens with the oldest source image stamp (`tensor_codec`). With several
+cameras, a frame of the first camera triggers an encoding; the other cameras' newest frames
+must be within ``sync_tolerance`` of it.
 
 A managed node (`base.ManagedNode`): configure opens the ``vision`` part, activate starts
 encoding; inactive, it keeps receiving frames and reporting their rate and age, but

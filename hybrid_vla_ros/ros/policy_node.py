@@ -160,6 +160,8 @@ class PolicyNode(ManagedNode):
         settings = ControlSettings(p['scheduler'], p['replan_every'], p['ensemble_decay'],
                                    p['async_inference'])
         loop = ControlLoop(self.model.backend.core, spec.chunk, settings, safety)
+        if mode == 'joint_trajectory':
+            loop.plan_ahead = spec.chunk - 1   # the chunk's rest rides in the trajectory
         needs = set(proprio.topics)
         if is_end_effector(mode) and (limits.workspace_min or mode == 'pose'):
             needs.add('ee_pose')       # the box needs the measured position
@@ -571,7 +573,7 @@ class PolicyNode(ManagedNode):
         if result.action is None:
             self._hold(stamp, result.level, result.hold_reason, interrupt=False)
             return
-        self.output.publish(result.action, stamp, self.dry_run)
+        self.output.publish(result.action, stamp, self.dry_run, result.planned)
         latency = now_seconds(self) - features.stamp
         self.latency.add(latency)
         if latency > self.period:
