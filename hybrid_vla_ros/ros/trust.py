@@ -105,8 +105,10 @@ class PublisherCheck:
             self._refresh()
             who = self._known.get(data)
         if who is None:
-            return (f'{self.topic}: a publisher unknown to the ROS graph sent it; refused '
-                    f'(allowed: {", ".join(self.allowed)})')
+            # Discovery of the publisher's node can lag its first messages: refuse until
+            # the graph names it (asked again on the next message).
+            return (f'{self.topic}: a publisher the ROS graph does not name (yet) sent it; '
+                    f'refused (allowed: {", ".join(self.allowed)})')
         name, namespace = who
         if name not in self.allowed or namespace != self._node.get_namespace():
             full = f'{namespace.rstrip("/")}/{name}'
@@ -117,4 +119,5 @@ class PublisherCheck:
     def _refresh(self) -> None:
         resolved = self._node.resolve_topic_name(self.topic)
         for info in self._node.get_publishers_info_by_topic(resolved):
-            self._known[bytes(info.endpoint_gid)] = (info.node_name, info.node_namespace)
+            if info.node_name and not info.node_name.startswith('_NODE_NAME_UNKNOWN_'):
+                self._known[bytes(info.endpoint_gid)] = (info.node_name, info.node_namespace)

@@ -81,6 +81,8 @@ class ReplayCheckResult:
 
 def _policy_overrides(action_dim: int, gripper: int) -> dict:
     return {'use_sim_time': True, 'autostart': True, 'dry_run': False,
+            # An offline check: no operator holds an e-stop heartbeat (robot.yaml's mode).
+            'estop_mode': 'latch',
             'command_mode': 'twist', 'tick_source': 'features', 'scheduler': 'replan',
             'replan_every': 1, 'async_inference': False, 'gripper_index': gripper,
             # every image must be answered with its own proprioception: wait for it
