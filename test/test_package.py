@@ -30,6 +30,22 @@ def test_package_xml_parses_without_warnings():
                    'python3-opencv', 'python3-yaml'):
         assert needed in deps
     assert 'python3-pytest' in {d.name for d in pkg.test_depends}
+    # Keys rosdep does not know would stop `rosdep install`: pip dependencies go to
+    # requirements-robot.txt instead.
+    keys = deps | {d.name for d in pkg.test_depends}
+    assert not [k for k in keys if k.endswith('-pip')], keys
+
+
+def test_robot_requirements_have_no_torch_and_no_ros_wheels():
+    lines = [line.split('#')[0].strip() for line in
+             open(os.path.join(REPO, 'requirements-robot.txt'), encoding='utf-8')]
+    reqs = [line for line in lines if line]
+    names = {r.split('>')[0].split('<')[0].split('=')[0].strip().lower() for r in reqs}
+    assert {'onnxruntime', 'tokenizers', 'numpy', 'pyyaml'} <= names
+    assert not names & {'torch', 'transformers', 'safetensors', 'onnx'}
+    assert not [n for n in names if n.startswith('ros-')]
+    assert not [r for r in reqs if '==' in r], 'ranges, not pins: Python 3.10 and 3.12'
+
 
 
 def test_colcon_build_installs_share_and_executables(tmp_path):
@@ -38,8 +54,8 @@ def test_colcon_build_installs_share_and_executables(tmp_path):
         pytest.fail('colcon is not installed in the virtualenv (make venv installs it)')
     src = tmp_path / 'src' / 'hybrid_vla_ros'
     shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(
-        '.venv', '.git', 'build', 'install', 'log', '*.egg-info', '__pycache__', 'runs',
-        '.pytest_cache', '.ruff_cache', 'data'))
+        '.venv', '.git', 'build', 'install', 'log', 'logs', '*.egg-info', '__pycache__',
+        'runs', '.pytest_cache', '.ruff_cache', 'data', '.cache', 'bench'))
     env = dict(os.environ, PATH=VENV_BIN + os.pathsep + os.environ['PATH'])
     result = subprocess.run(
         [colcon, 'build', '--base-paths', str(tmp_path / 'src'),
@@ -59,3 +75,81 @@ def test_colcon_build_installs_share_and_executables(tmp_path):
             assert (share / sub).is_dir(), f'{sub}/ was not installed under share/'
     exe = prefix / 'lib' / 'hybrid_vla_ros' / 'hybrid-vla'
     assert exe.is_file() and os.access(exe, os.X_OK)
+
+
+# A sitecustomize that makes torch and transformers unimportable: a robot without them.
+NO_TORCH = """
+import importlib.abc, sys
+class _NoTorch(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('torch', 'transformers'):
+            raise ImportError(name + ' is not installed on this robot')
+sys.meta_path.insert(0, _NoTorch())
+"""
+
+
+def test_node_set_runs_from_the_install_space_without_torch(tmp_path, tmp_path_factory):
+    """colcon build, then the three nodes started from install/lib/hybrid_vla_ros (as
+    `ros2 run` starts them) with the installed package first on the path and torch absent:
+    they come up and the policy acts on a robot's inputs."""
+    from ros_support import FakeRobot, ros_env, tiny_checkpoint
+    checkpoint = tiny_checkpoint(tmp_path_factory)
+    colcon = os.path.join(VENV_BIN, 'colcon')
+    src = tmp_path / 'src' / 'hybrid_vla_ros'
+    shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(
+        '.venv', '.git', 'build', 'install', 'log', 'logs', '*.egg-info', '__pycache__',
+        'runs', '.pytest_cache', '.ruff_cache', 'data', '.cache', 'bench', 'models'))
+    env = dict(os.environ, PATH=VENV_BIN + os.pathsep + os.environ['PATH'])
+    result = subprocess.run(
+        [colcon, 'build', '--base-paths', str(tmp_path / 'src'),
+         '--build-base', str(tmp_path / 'build'), '--install-base', str(tmp_path / 'install'),
+         '--event-handlers', 'console_direct-'],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    prefix = tmp_path / 'install' / 'hybrid_vla_ros'
+    site = next(prefix.glob('lib/python3*/site-packages'))
+    blocker = tmp_path / 'no_torch'
+    blocker.mkdir()
+    (blocker / 'sitecustomize.py').write_text(NO_TORCH)
+    run_env = ros_env(PYTHONPATH=os.pathsep.join([str(blocker), str(site)]),
+                      AMENT_PREFIX_PATH=str(prefix) + os.pathsep + os.environ.get(
+                          'AMENT_PREFIX_PATH', ''))
+    where = subprocess.run([sys.executable, '-c', 'import hybrid_vla_ros, sys; '
+                            'print(hybrid_vla_ros.__file__); import torch'],
+                           capture_output=True, text=True, env=run_env, timeout=60,
+                           cwd=tmp_path)
+    assert where.stdout.startswith(str(site)), where.stdout   # the installed copy
+    assert 'is not installed on this robot' in where.stderr
+    from hybrid_vla_ros.ros.tools.driver import GraphDriver
+    robot = FakeRobot(rate=20.0)
+    driver = GraphDriver(name='install_test_user')
+    procs = []
+    try:
+        for name in ('perception', 'instruction', 'policy'):
+            exe = prefix / 'lib' / 'hybrid_vla_ros' / f'{name}_node'
+            args = [str(exe), '--ros-args', '-p', f'checkpoint:={checkpoint}',
+                    '-p', 'diagnostics_period:=0.25']
+            if name == 'policy':
+                args += ['-p', 'autostart:=true', '-p', 'safety.action_min:=[-9.0,-9.0,-9.0,-9.0]',
+                         '-p', 'safety.action_max:=[9.0,9.0,9.0,9.0]']
+            log = open(tmp_path / f'{name}.log', 'w')
+            procs.append((subprocess.Popen(args, env=run_env, stdout=log, cwd=tmp_path,
+                                           stderr=subprocess.STDOUT), log))
+        assert driver.wait_status('/perception', lambda s: 'encoding' in s.message, 60), \
+            (tmp_path / 'perception.log').read_text()[-2000:]
+        assert driver.say('open the drawer')
+        assert driver.wait_status('/policy', lambda s: 'acting' in s.message, 60), \
+            (tmp_path / 'policy.log').read_text()[-3000:]
+        assert all(p.poll() is None for p, _ in procs)
+        log = (tmp_path / 'policy.log').read_text()
+        assert 'Traceback' not in log and 'torch' not in log
+    finally:
+        for proc, log in procs:
+            proc.send_signal(2)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            log.close()
+        driver.close()
+        robot.close()

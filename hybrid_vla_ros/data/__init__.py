@@ -10,16 +10,23 @@ the topic map (``config/data/*.yaml``); docs/data.md explains how to write one.
 - `torch_data.collate`: a batch of samples -> torch tensors for the trainer
 """
 
-from .dataset import EpisodeDataset, EpisodeSubset, LoadSummary, load_episodes
-from .discovery import find_bags
-from .episode import Episode, load_episode
-from .errors import BagContentError, DataWarning
-from .split import normalization_stats, split_episodes
-from .topic_map import InstructionSpec, SourceSpec, TopicMap, load_topic_map, parse_topic_map
+import importlib
 
-__all__ = [
-    'BagContentError', 'DataWarning', 'Episode', 'EpisodeDataset', 'EpisodeSubset',
-    'InstructionSpec', 'LoadSummary', 'SourceSpec', 'TopicMap', 'find_bags', 'load_episode',
-    'load_episodes', 'load_topic_map', 'normalization_stats', 'parse_topic_map',
-    'split_episodes',
-]
+# Names served on first use, so that a robot importing `data.images` (the compressed-image
+# decoder the perception node shares with training) does not load rosbags.
+_EXPORTS = {
+    'EpisodeDataset': 'dataset', 'EpisodeSubset': 'dataset', 'LoadSummary': 'dataset',
+    'load_episodes': 'dataset', 'find_bags': 'discovery', 'Episode': 'episode',
+    'load_episode': 'episode', 'BagContentError': 'errors', 'DataWarning': 'errors',
+    'normalization_stats': 'split', 'split_episodes': 'split',
+    'InstructionSpec': 'topic_map', 'SourceSpec': 'topic_map', 'TopicMap': 'topic_map',
+    'load_topic_map': 'topic_map', 'parse_topic_map': 'topic_map',
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name not in _EXPORTS:
+        raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+    return getattr(importlib.import_module(f'.{_EXPORTS[name]}', __name__), name)
