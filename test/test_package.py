@@ -48,7 +48,8 @@ def test_robot_requirements_have_no_torch_and_no_ros_wheels():
 
 
 
-def test_colcon_build_installs_share_and_executables(tmp_path):
+def colcon_build(tmp_path) -> None:
+    """`colcon build` of a copy of the checkout under `tmp_path` (src/, build/, install/)."""
     colcon = os.path.join(VENV_BIN, 'colcon')
     if not os.path.exists(colcon):
         pytest.fail('colcon is not installed in the virtualenv (make venv installs it)')
@@ -63,6 +64,10 @@ def test_colcon_build_installs_share_and_executables(tmp_path):
          '--event-handlers', 'console_direct-'],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+def test_colcon_build_installs_share_and_executables(tmp_path):
+    colcon_build(tmp_path)
     prefix = tmp_path / 'install' / 'hybrid_vla_ros'
     share = prefix / 'share' / 'hybrid_vla_ros'
     assert (share / 'package.xml').is_file()
@@ -94,18 +99,7 @@ def test_node_set_runs_from_the_install_space_without_torch(tmp_path, tmp_path_f
     they come up and the policy acts on a robot's inputs."""
     from ros_support import FakeRobot, ros_env, tiny_checkpoint
     checkpoint = tiny_checkpoint(tmp_path_factory)
-    colcon = os.path.join(VENV_BIN, 'colcon')
-    src = tmp_path / 'src' / 'hybrid_vla_ros'
-    shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(
-        '.venv', '.git', 'build', 'install', 'log', 'logs', '*.egg-info', '__pycache__',
-        'runs', '.pytest_cache', '.ruff_cache', 'data', '.cache', 'bench', 'models'))
-    env = dict(os.environ, PATH=VENV_BIN + os.pathsep + os.environ['PATH'])
-    result = subprocess.run(
-        [colcon, 'build', '--base-paths', str(tmp_path / 'src'),
-         '--build-base', str(tmp_path / 'build'), '--install-base', str(tmp_path / 'install'),
-         '--event-handlers', 'console_direct-'],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    colcon_build(tmp_path)
     prefix = tmp_path / 'install' / 'hybrid_vla_ros'
     site = next(prefix.glob('lib/python3*/site-packages'))
     blocker = tmp_path / 'no_torch'

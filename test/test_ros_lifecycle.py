@@ -217,15 +217,21 @@ def test_policy_node_in_process_refuses_an_invalid_replan_interval(checkpoint, c
         node.destroy_node()
 
 
+def _inactive(node_class, checkpoint, context):
+    """A node of `node_class` built in this process, configured and inactive."""
+    node = node_class(context=context, parameter_overrides=_overrides(
+        checkpoint=str(checkpoint), autostart=False))
+    node.start()
+    assert node.lifecycle_state == 'inactive'
+    return node
+
+
 def test_perception_node_in_process_encodes_only_when_active(checkpoint, context):
     from sensor_msgs.msg import Image
 
     from hybrid_vla_ros.ros.perception_node import PerceptionNode
-    node = PerceptionNode(context=context, parameter_overrides=_overrides(
-        checkpoint=str(checkpoint), autostart=False))
+    node = _inactive(PerceptionNode, checkpoint, context)
     try:
-        node.start()
-        assert node.lifecycle_state == 'inactive'
         cam = node.cameras[0]
         h, w = cam['height'], cam['width']
         image = Image(height=h, width=w, encoding='rgb8', step=w * 3,
@@ -249,11 +255,8 @@ def test_instruction_node_in_process_keeps_an_instruction_until_active(checkpoin
     from std_msgs.msg import String
 
     from hybrid_vla_ros.ros.instruction_node import InstructionNode
-    node = InstructionNode(context=context, parameter_overrides=_overrides(
-        checkpoint=str(checkpoint), autostart=False))
+    node = _inactive(InstructionNode, checkpoint, context)
     try:
-        node.start()
-        assert node.lifecycle_state == 'inactive'
         node._on_instruction(String(data='open the drawer'))
         assert node.waiting == 'open the drawer' and node.rate.count == 0
         time.sleep(0.01)

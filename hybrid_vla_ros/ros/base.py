@@ -25,6 +25,7 @@ refused with the reason (log and ``/diagnostics``); the node stays where it is.
 
 from __future__ import annotations
 
+import time
 import traceback
 from typing import Callable, Optional, Sequence, Tuple
 
@@ -38,6 +39,8 @@ from .parameters import NODE_PARAMS, NODE_PARTS, ParamSpec, Params, declare
 SUCCESS = TransitionCallbackReturn.SUCCESS
 FAILURE = TransitionCallbackReturn.FAILURE
 
+# Seconds a refused transition request is repeated in the periodic diagnostics.
+REFUSAL_SHOWN_S = 5.0
 # lifecycle_msgs/Transition ids -> the label a user types (`ros2 lifecycle set NODE LABEL`).
 TRANSITION_LABELS = {1: 'configure', 2: 'cleanup', 3: 'activate', 4: 'deactivate',
                      5: 'shutdown', 6: 'shutdown', 7: 'shutdown'}
@@ -94,6 +97,7 @@ class ManagedNode(LifecycleNode):
         self.model: Optional[LoadedModel] = None
         self.fault: Optional[str] = None
         self._refused: Optional[str] = None
+        self._refused_at = 0.0
         self._guard_change_state()
 
     # ----------------------------------------------------------------- state
@@ -213,6 +217,7 @@ class ManagedNode(LifecycleNode):
                 state = self.lifecycle_state
                 self._refused = (f'transition {label or requested_id!r} refused in state '
                                  f'{state}; allowed: {", ".join(sorted(allowed)) or "none"}')
+                self._refused_at = time.monotonic()
                 self.get_logger().warning(self._refused)
                 self.diag.update(WARN, self._refused)
                 response.success = False
@@ -259,4 +264,7 @@ class ManagedNode(LifecycleNode):
             else:
                 level, message = WARN, ('unconfigured: waiting for configure (autoconfigure '
                                         'is off)')
+        if self._refused and time.monotonic() - self._refused_at < REFUSAL_SHOWN_S:
+            # A refused request stays visible for a while, not only in one message.
+            level, message = max(level, WARN), f'{message}; {self._refused}'
         self.diag.update(level, message, **values)
