@@ -31,11 +31,15 @@ CHECKPOINT ?= models/default
 venv: $(STAMP)
 
 # pip prints one warning per package for this machine's optional local indexes; drop them.
-$(STAMP): requirements.txt requirements-dev.txt setup.py package.xml
+INTERFACES := $(wildcard interfaces/hybrid_vla_interfaces/*.txt interfaces/hybrid_vla_interfaces/*.xml interfaces/hybrid_vla_interfaces/msg/*.msg interfaces/hybrid_vla_interfaces/action/*.action)
+
+$(STAMP): requirements.txt requirements-dev.txt setup.py package.xml $(INTERFACES) scripts/build_interfaces.sh
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "installing pinned requirements into $(VENV) (first run takes a few minutes)"
 	$(PY) -m pip install -q -r requirements.txt -r requirements-dev.txt 2>&1 | { grep -v 'is ignored' || true; }
 	$(PY) -m pip install -q --no-deps -e . 2>&1 | { grep -v 'is ignored' || true; }
+	@echo "building hybrid_vla_interfaces into $(VENV) (about 25 s)"
+	VENV=$(VENV) bash scripts/build_interfaces.sh
 	@touch $@
 
 lint: $(STAMP)

@@ -316,7 +316,7 @@ def test_perception_takes_compressed_frames_and_gets_the_same_features(checkpoin
     import cv2
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
-    from sensor_msgs.msg import CompressedImage, Image, PointCloud2
+    from sensor_msgs.msg import CompressedImage, Image
 
     from hybrid_vla_ros.ros import qos, tensor_codec
     from hybrid_vla_ros.ros.perception_node import PerceptionNode
@@ -324,7 +324,8 @@ def test_perception_takes_compressed_frames_and_gets_the_same_features(checkpoin
         checkpoint=str(checkpoint)))
     listener = rclpy.create_node('features_listener', context=context)
     got = []
-    listener.create_subscription(PointCloud2, 'vision_features', got.append, qos.FEATURES)
+    listener.create_subscription(tensor_codec.MESSAGE, 'vision_features', got.append,
+                                 qos.FEATURES)
     executor = SingleThreadedExecutor(context=context)
     for n in (raw_node, listener):
         executor.add_node(n)

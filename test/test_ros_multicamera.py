@@ -42,7 +42,9 @@ class Cameras:
     def __init__(self):
         import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
-        from sensor_msgs.msg import Image, PointCloud2
+        from sensor_msgs.msg import Image
+
+        from hybrid_vla_ros.ros.tensor_codec import MESSAGE as Features
 
         from hybrid_vla_ros.ros import qos
         self.rclpy, self.Image = rclpy, Image
@@ -52,7 +54,7 @@ class Cameras:
         self.pubs = {name: self.node.create_publisher(Image, f'{name}/image_raw', qos.SENSOR)
                      for name in ('wrist', 'front')}
         self.features, self.diagnostics = [], {}
-        self.node.create_subscription(PointCloud2, 'vision_features', self.features.append,
+        self.node.create_subscription(Features, 'vision_features', self.features.append,
                                       qos.FEATURES)
         self.node.create_subscription(
             DiagnosticArray, '/diagnostics',

@@ -141,11 +141,10 @@ class TestOneRunningGraph:
     def test_rogue_features_publisher_moves_nothing(self, graph):
         """Well-formed features with the right fingerprint, from a node that is not
         perception, while the real camera is stopped."""
-        from sensor_msgs.msg import PointCloud2
-
         from hybrid_vla_ros.ros import qos, tensor_codec
         fingerprint = graph.driver.values('/perception')['fingerprint']
-        rogue = graph.driver.node.create_publisher(PointCloud2, 'vision_features', qos.FEATURES)
+        rogue = graph.driver.node.create_publisher(tensor_codec.MESSAGE, 'vision_features',
+                                                       qos.FEATURES)
         graph.robot.paused = True
         try:
             graph.wait('/policy', 'holding', level=2)
@@ -241,6 +240,9 @@ def test_estop_heartbeat_loss_stops_and_needs_heartbeat_and_enable(tmp_path, che
                     abs(m.twist.linear.y) + abs(m.twist.linear.z) > 0]
 
         beat(0.5)
+        # The robot's inputs have reached the policy (discovery can lag on a busy machine).
+        assert g.driver.wait_status('/policy', lambda s: {'joint_states_age_ms',
+                                    'ee_pose_age_ms'} <= {v.key for v in s.values}, 20)
         assert g.driver.enable(True).success
         assert beat(1.5)
         # The heartbeat stops: the policy stops within the timeout and says why.

@@ -105,8 +105,10 @@ def test_tensor_codec_round_trip_keeps_stamp_shape_names_and_producer():
     mask = np.array([[1, 1, 1, 0, 0, 0, 0]])
     stamp = Time(sec=1_700_000_123, nanosec=456_789_012)
     msg = tensor_codec.encode({'tokens': tokens, 'mask': mask}, stamp, 'abc:def')
-    assert (msg.height, msg.width, msg.point_step) == (1, 7, 24)
-    assert [(f.name, f.count) for f in msg.fields] == [('tokens', 5), ('mask', 1)]
+    assert type(msg).__name__ == 'Features' and msg.fingerprint == 'abc:def'
+    assert (msg.batch, msg.tokens, list(msg.names), list(msg.channels)) == (
+        1, 7, ['tokens', 'mask'], [5, 1])
+    assert msg.header.frame_id == ''   # nothing that a frame-reading tool would misread
     out = tensor_codec.decode(msg)
     np.testing.assert_array_equal(out.tensors['tokens'], tokens)
     np.testing.assert_array_equal(out.tensors['mask'][..., 0], mask)
@@ -121,8 +123,12 @@ def test_tensor_codec_empty_tensor_and_malformed_messages():
     empty = tensor_codec.encode({'tokens': np.zeros((1, 0, 1))}, Time(), '')
     assert tensor_codec.decode(empty).tokens == 0
     msg = tensor_codec.encode({'tokens': np.ones((1, 3, 2))}, Time(), '')
-    msg.data = bytes(msg.data)[:-4]
-    with pytest.raises(tensor_codec.CodecError, match='carries 20 bytes'):
+    msg.data = list(msg.data)[:-1]
+    with pytest.raises(tensor_codec.CodecError, match='carries 5 values'):
+        tensor_codec.decode(msg)
+    msg = tensor_codec.encode({'tokens': np.ones((1, 3, 2))}, Time(), '')
+    msg.channels = [2, 1]
+    with pytest.raises(tensor_codec.CodecError, match='names 1 tensors but gives 2'):
         tensor_codec.decode(msg)
     with pytest.raises(tensor_codec.CodecError, match='shares'):
         tensor_codec.encode({'a': np.ones((1, 3, 2)), 'b': np.ones((1, 4))}, Time(), '')

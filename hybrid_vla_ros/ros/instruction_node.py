@@ -24,7 +24,6 @@ import time
 from typing import Optional, Tuple
 
 import numpy as np
-from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import String
 
 from . import qos, tensor_codec
@@ -56,7 +55,7 @@ class InstructionNode(ManagedNode):
         self._last: Tuple[str, float] = ('', -1e9)
         self.waiting: Optional[str] = None   # received while not active
         self.checker: Optional[InstructionChecker] = None
-        self.pub = self.create_publisher(PointCloud2, 'language_features', qos.LATCHED)
+        self.pub = self.create_publisher(tensor_codec.MESSAGE, 'language_features', qos.LATCHED)
         self.create_subscription(String, 'instruction', self._on_instruction, qos.LATCHED)
         self.create_subscription(String, 'instruction', self._on_instruction,
                                  qos.LATCHED_COMPAT)

@@ -23,7 +23,7 @@ import time
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
-from sensor_msgs.msg import CompressedImage, Image, PointCloud2
+from sensor_msgs.msg import CompressedImage, Image
 
 from . import image_conversion as imgconv
 from . import qos, tensor_codec
@@ -55,7 +55,7 @@ class PerceptionNode(ManagedNode):
         self.cameras: List[dict] = []
         self.topics: List[str] = []
         self._camera_subscriptions = []
-        self.pub = self.create_publisher(PointCloud2, 'vision_features', qos.FEATURES)
+        self.pub = self.create_publisher(tensor_codec.MESSAGE, 'vision_features', qos.FEATURES)
 
     # ----------------------------------------------------------------- lifecycle hooks
     def configure_model(self) -> None:

@@ -42,7 +42,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import SetParametersResult
-from sensor_msgs.msg import JointState, PointCloud2
+from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool
 from std_srvs.srv import SetBool, Trigger
 
@@ -108,9 +108,9 @@ class PolicyNode(ManagedNode):
         self.untrusted = 0            # feature messages refused for their publisher
         self._warned_no_info = False
         self.estop_heartbeat: Optional[float] = None   # node clock s of the last estop false
-        self.create_subscription(PointCloud2, 'vision_features',
+        self.create_subscription(tensor_codec.MESSAGE, 'vision_features',
                                  with_message_info(self._on_vision), qos.FEATURES)
-        self.create_subscription(PointCloud2, 'language_features',
+        self.create_subscription(tensor_codec.MESSAGE, 'language_features',
                                  with_message_info(self._on_language), qos.LATCHED)
         self.create_subscription(JointState, 'joint_states', self._on_joint_state,
                                  qos.SENSOR)

@@ -36,11 +36,11 @@ class GraphDriver:
         from geometry_msgs.msg import TwistStamped
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import QoSProfile, ReliabilityPolicy
-        from sensor_msgs.msg import JointState, PointCloud2
+        from sensor_msgs.msg import JointState
         from std_msgs.msg import Bool, String
         from trajectory_msgs.msg import JointTrajectory
 
-        from .. import qos
+        from .. import qos, tensor_codec
         self._rclpy = rclpy
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
@@ -62,7 +62,7 @@ class GraphDriver:
         n.create_subscription(DiagnosticArray, '/diagnostics', self._on_diag, 50)
         n.create_subscription(DiagnosticStatus, 'episode_result',
                               lambda m: self.results.append(m), qos.EVENTS)
-        n.create_subscription(PointCloud2, 'language_features',
+        n.create_subscription(tensor_codec.MESSAGE, 'language_features',
                               lambda m: self.language_stamps.append(stamp_key(m.header.stamp)),
                               qos.LATCHED)
         if watch:
