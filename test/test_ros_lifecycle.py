@@ -185,8 +185,19 @@ def test_policy_node_in_process_acts_holds_and_obeys_the_estop(checkpoint, conte
         node._on_vision(tensor_codec.encode({'tokens': np.zeros((1, 2, 2), np.float32)},
                                             now, 'other:model'))
         assert "come from model 'other:model'" in node.vision_error
+        # The task action takes a goal now, not an empty one.
+        from rclpy.action import GoalResponse
+
+        from hybrid_vla_interfaces.action import RunInstruction
+        goal = RunInstruction.Goal
+        assert node.tasks._on_goal(goal(instruction='open the drawer')) == GoalResponse.ACCEPT
+        assert node.tasks._on_goal(goal(instruction=' \t')) == GoalResponse.REJECT
+        assert node.tasks._on_goal(goal(instruction='open it', timeout=-1.0)) == \
+            GoalResponse.REJECT
         # E-stop: deactivates; enabling is refused until it is cleared.
         node._on_estop(Bool(data=True))
+        assert node.tasks._on_goal(goal(instruction='open the drawer')) == GoalResponse.REJECT
+        assert 'goal rejected: the e-stop is active' in node.diag.message
         assert node.lifecycle_state == 'inactive' and not node.acting
         response = node._on_enable(SetBool.Request(data=True), SetBool.Response())
         assert not response.success and 'e-stop is active' in response.message

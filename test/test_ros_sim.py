@@ -155,3 +155,82 @@ def test_joint_space_arm_through_joint_trajectories(tmp_path_factory, tmp_path):
         point = trajectories[-1].points[0]
         assert abs(point.time_from_start.nanosec * 1e-9 - 0.05) < 1e-6
     _stop_cleanly(bringup, tmp_path)
+
+
+def _send_goal(driver, instruction, timeout=0.0):
+    """Send a RunInstruction goal; (goal handle future, feedback list)."""
+    from rclpy.action import ActionClient
+
+    from hybrid_vla_interfaces.action import RunInstruction
+    if not hasattr(driver, '_task_client'):
+        driver._task_client = ActionClient(driver.node, RunInstruction,
+                                           'policy/run_instruction')
+    client = driver._task_client
+    assert driver.spin_until(client.server_is_ready, 20)
+    feedback = []
+    sent = client.send_goal_async(RunInstruction.Goal(instruction=instruction,
+                                                      timeout=timeout),
+                                  feedback_callback=lambda f: feedback.append(f.feedback))
+    assert driver.spin_until(sent.done, 10)
+    return sent.result(), feedback
+
+
+def _result_of(driver, handle, timeout):
+    future = handle.get_result_async()
+    assert driver.spin_until(future.done, timeout)
+    return future.result().result
+
+
+def test_run_instruction_action_succeeds_with_feedback_and_cancel_holds(tmp_path):
+    """The task interface on the shipped policy in the simulator: a goal runs to the
+    simulator's task_done with feedback; an empty instruction is rejected; a second goal
+    preempts the first; a cancelled goal leaves the robot holding."""
+    import subprocess
+
+    from hybrid_vla_ros.sim.tasks import get_task
+    if not os.path.isfile(os.path.join(DEFAULT_MODEL, 'onnx', 'manifest.json')):
+        r = subprocess.run([HYBRID_VLA, 'export', '--checkpoint', DEFAULT_MODEL],
+                           capture_output=True, text=True, timeout=900)
+        assert r.returncode == 0, r.stdout + r.stderr
+    task = get_task('metaworld', 'drawer-close')
+    with _running(tmp_path, DEFAULT_MODEL, '--set', 'sim_robot.start_paused=true',
+                  timeout=120) as (driver, bringup):
+        driver.keep_commands = True
+        rejected, _ = _send_goal(driver, '   ')
+        assert not rejected.accepted
+        outcomes = []
+        for seed in (1000, 1001, 1002):
+            assert all(r.successful for r in driver.set_params(
+                'sim_robot', {'task': task.name, 'seed': seed}))
+            driver.trigger('policy/reset')
+            handle, feedback = _send_goal(driver, task.instructions[0], timeout=60.0)
+            assert handle.accepted
+            assert driver.trigger('sim_robot/reset').success
+            result = _result_of(driver, handle, 90)
+            outcomes.append(result.outcome)
+            if result.outcome == 'succeeded':
+                assert result.ticks > 0 and result.message == 'the task reported done'
+                assert feedback and feedback[-1].ticks > 0
+                assert {f.state for f in feedback} & {'acting', 'holding', 'waiting'}
+                break
+        assert 'succeeded' in outcomes, outcomes
+        # Preemption and cancel, in a fresh drawer-close episode; the second goal asks to
+        # OPEN the drawer, so the simulator's task (closing) never reports done.
+        assert all(r.successful for r in driver.set_params('sim_robot', {'seed': 1010}))
+        first, _ = _send_goal(driver, task.instructions[1])
+        assert driver.trigger('sim_robot/reset').success
+        driver.spin_for(0.5)
+        second, _ = _send_goal(driver, 'open the drawer')
+        assert _result_of(driver, first, 20).outcome == 'preempted'
+        driver.spin_for(1.0)
+        cancel = second.cancel_goal_async()
+        assert driver.spin_until(cancel.done, 10)
+        result = _result_of(driver, second, 20)
+        assert result.outcome == 'cancelled'
+        driver.spin_for(0.5)
+        driver.command_msgs.clear()
+        driver.spin_for(1.0)
+        moving = [m for m in driver.command_msgs
+                  if abs(m.twist.linear.x) + abs(m.twist.linear.y) + abs(m.twist.linear.z) > 0]
+        assert not moving
+    _stop_cleanly(bringup, tmp_path)

@@ -25,6 +25,8 @@ A managed node (`base.ManagedNode`):
 - **deactivate** (or ``~/enable`` false) holds: one hold command (a velocity robot gets
   zero), then nothing, with "inactive" on ``/diagnostics``;
 - ``~/reset`` (std_srvs/Trigger) flushes the queue and forgets the last targets;
+- ``~/run_instruction`` (hybrid_vla_interfaces/action/RunInstruction): an instruction as a
+  task with feedback, cancel and a result (`task_action`);
 - ``estop`` (std_msgs/Bool) true: hold and deactivate; activation is refused until estop
   false, and then still needs ``~/enable`` (or activate);
 - ``dry_run``: commands go to ``~/debug/<topic>`` only (may be changed at run time);
@@ -55,6 +57,7 @@ from .command_output import SAFETY_KIND, CommandOutput, is_end_effector
 from .diagnostics import ERROR, OK, WARN, LatencyWindow, RateMeter
 from .proprio import ProprioAssembler, ProprioError, joint_positions, pose_values
 from .runtime import now_seconds, run_node, seconds_to_stamp
+from .task_action import TaskServer
 from .trust import PublisherCheck, judge_input, stamp_to_seconds, with_message_info
 
 
@@ -117,6 +120,7 @@ class PolicyNode(ManagedNode):
         self.create_subscription(PoseStamped, 'ee_pose', self._on_ee_pose, qos.SENSOR)
         self.create_subscription(Bool, 'estop', self._on_estop, qos.EVENTS)
         self.create_service(SetBool, '~/enable', self._on_enable)
+        self.tasks = TaskServer(self)   # ~/run_instruction (task_action.py)
         self.create_service(Trigger, '~/reset', self._on_reset)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.create_timer(self.period, self._on_timer)

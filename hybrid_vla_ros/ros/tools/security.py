@@ -12,8 +12,10 @@ and running with them needs a ROS 2 distribution.
 Each node gets exactly what it uses: its own topics (relative names, resolved in the
 node's namespace), ``/diagnostics``, ``/rosout``, ``/parameter_events``, the lifecycle
 transition events, its parameter services and, for the managed nodes, the lifecycle
-services; the policy adds ``~/enable``, ``~/reset`` and its commands (every command
-mode's topic and its ``~/debug/`` twin). Everything else is denied.
+services; the policy adds ``~/enable``, ``~/reset``, the ``~/run_instruction`` action
+(its services, feedback and status, the ``instruction`` it publishes and the ``task_done``
+it reads) and its commands (every command mode's topic, its ``~/debug/`` twin and
+``~/command_source``). Everything else is denied.
 """
 
 from __future__ import annotations
@@ -46,10 +48,15 @@ ENDPOINTS: Dict[str, Dict[str, List[str]]] = {
         'reply': _LIFECYCLE_SERVICES,
     },
     'policy': {
-        'publish': _COMMANDS + [f'~/debug/{t}' for t in _COMMANDS] + ['~/transition_event'],
+        'publish': _COMMANDS + [f'~/debug/{t}' for t in _COMMANDS] + [
+            '~/transition_event', '~/command_source', 'instruction',
+            '~/run_instruction/_action/feedback', '~/run_instruction/_action/status'],
         'subscribe': ['vision_features', 'language_features', 'joint_states', 'ee_pose',
-                      'estop'],
-        'reply': _LIFECYCLE_SERVICES + ['~/enable', '~/reset'],
+                      'estop', 'task_done'],
+        'reply': _LIFECYCLE_SERVICES + ['~/enable', '~/reset',
+                                        '~/run_instruction/_action/send_goal',
+                                        '~/run_instruction/_action/cancel_goal',
+                                        '~/run_instruction/_action/get_result'],
     },
 }
 

@@ -35,7 +35,7 @@ from geometry_msgs.msg import PoseStamped, TwistStamped
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState
-from std_msgs.msg import Float64, Float64MultiArray, String
+from std_msgs.msg import Bool, Float64, Float64MultiArray, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
@@ -91,6 +91,8 @@ class SimRobotNode(Node):
         self.pose_pub = self.create_publisher(PoseStamped, 'ee_pose', qos.SENSOR)
         self.result_pub = self.create_publisher(DiagnosticStatus, 'episode_result',
                                                 qos.EVENTS)
+        # The task monitor of a RunInstruction goal: true when the episode succeeds.
+        self.done_pub = self.create_publisher(Bool, 'task_done', qos.EVENTS)
         self.instruction_pub = (self.create_publisher(String, 'instruction', qos.LATCHED)
                                 if p['announce_instruction'] else None)
         # Gripper before twist: when both are ready in one wait, the gripper is taken
@@ -168,6 +170,8 @@ class SimRobotNode(Node):
                   'instruction': self.instruction}
         status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
         self.result_pub.publish(status)
+        if success:
+            self.done_pub.publish(Bool(data=True))
         self.get_logger().info(status.message)
         self.waiting = False
         self.paused = True
