@@ -48,8 +48,9 @@ def test_robot_requirements_have_no_torch_and_no_ros_wheels():
 
 
 
-def colcon_build(tmp_path) -> None:
-    """`colcon build` of a copy of the checkout under `tmp_path` (src/, build/, install/)."""
+def colcon_build(tmp_path, interfaces: bool = False) -> None:
+    """`colcon build` of a copy of the checkout under `tmp_path` (src/, build/, install/);
+    with `interfaces`, hybrid_vla_interfaces too, as on a distribution (README)."""
     colcon = os.path.join(VENV_BIN, 'colcon')
     if not os.path.exists(colcon):
         pytest.fail('colcon is not installed in the virtualenv (make venv installs it)')
@@ -57,9 +58,12 @@ def colcon_build(tmp_path) -> None:
     shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(
         '.venv', '.git', 'build', 'install', 'log', 'logs', '*.egg-info', '__pycache__',
         'runs', '.pytest_cache', '.ruff_cache', 'data', '.cache', 'bench'))
-    env = dict(os.environ, PATH=VENV_BIN + os.pathsep + os.environ['PATH'])
+    venv = os.path.dirname(VENV_BIN)
+    env = dict(os.environ, PATH=VENV_BIN + os.pathsep + os.environ['PATH'],
+               AMENT_PREFIX_PATH=venv, CMAKE_PREFIX_PATH=venv)
+    bases = [str(tmp_path / 'src')] + ([str(src / 'interfaces')] if interfaces else [])
     result = subprocess.run(
-        [colcon, 'build', '--base-paths', str(tmp_path / 'src'),
+        [colcon, 'build', '--base-paths', *bases,
          '--build-base', str(tmp_path / 'build'), '--install-base', str(tmp_path / 'install'),
          '--event-handlers', 'console_direct-'],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
@@ -94,25 +98,34 @@ sys.meta_path.insert(0, _NoTorch())
 
 
 def test_node_set_runs_from_the_install_space_without_torch(tmp_path, tmp_path_factory):
-    """colcon build, then the three nodes started from install/lib/hybrid_vla_ros (as
-    `ros2 run` starts them) with the installed package first on the path and torch absent:
-    they come up and the policy acts on a robot's inputs."""
+    """colcon build of both packages, then the three nodes started from
+    install/lib/hybrid_vla_ros (as `ros2 run` starts them) with the install space first on
+    the paths (as `source install/setup.bash` sets them) and torch absent: they come up,
+    exchange features over hybrid_vla_interfaces/Features and the policy acts."""
     from ros_support import FakeRobot, ros_env, tiny_checkpoint
     checkpoint = tiny_checkpoint(tmp_path_factory)
-    colcon_build(tmp_path)
+    colcon_build(tmp_path, interfaces=True)
     prefix = tmp_path / 'install' / 'hybrid_vla_ros'
     site = next(prefix.glob('lib/python3*/site-packages'))
+    interfaces = tmp_path / 'install' / 'hybrid_vla_interfaces'
+    interfaces_site = next(interfaces.glob('lib/python3*/site-packages'))
+    assert (interfaces_site / 'hybrid_vla_interfaces' / 'msg' / '_features.py').is_file()
     blocker = tmp_path / 'no_torch'
     blocker.mkdir()
     (blocker / 'sitecustomize.py').write_text(NO_TORCH)
-    run_env = ros_env(PYTHONPATH=os.pathsep.join([str(blocker), str(site)]),
-                      AMENT_PREFIX_PATH=str(prefix) + os.pathsep + os.environ.get(
-                          'AMENT_PREFIX_PATH', ''))
+    run_env = ros_env(PYTHONPATH=os.pathsep.join([str(blocker), str(site),
+                                                  str(interfaces_site)]),
+                      LD_LIBRARY_PATH=os.pathsep.join([str(interfaces / 'lib'), os.environ.get(
+                          'LD_LIBRARY_PATH', '')]),
+                      AMENT_PREFIX_PATH=os.pathsep.join([str(prefix), str(interfaces)]))
     where = subprocess.run([sys.executable, '-c', 'import hybrid_vla_ros, sys; '
-                            'print(hybrid_vla_ros.__file__); import torch'],
+                            'import hybrid_vla_interfaces as i; print(hybrid_vla_ros.__file__);'
+                            ' print(i.__file__); import torch'],
                            capture_output=True, text=True, env=run_env, timeout=60,
                            cwd=tmp_path)
-    assert where.stdout.startswith(str(site)), where.stdout   # the installed copy
+    ours, theirs = where.stdout.split()
+    assert ours.startswith(str(site)) and theirs.startswith(str(interfaces_site)), \
+        where.stdout   # the installed copies, not the checkout's or the venv's
     assert 'is not installed on this robot' in where.stderr
     from hybrid_vla_ros.ros.tools.driver import GraphDriver
     robot = FakeRobot(rate=20.0)
