@@ -118,9 +118,8 @@ class PerceptionNode(ManagedNode):
             rgb = imgconv.resize(rgb, h, w)
         stamp = msg.header.stamp
         now = now_seconds(self)
-        verdict = judge_input(f'camera {cam["name"]} ({self.resolve_topic_name(topic)})',
-                              stamp_to_seconds(stamp), now, now, float('inf'),
-                              self.params['clock_skew_tolerance'])
+        verdict = judge_input(f'camera {cam["name"]}', stamp_to_seconds(stamp), now, now,
+                              float('inf'), self.params['clock_skew_tolerance'])
         if verdict.skewed:   # refused: never encoded, so the policy sees it as stale
             self._bad_image(topic, verdict.reason)
             return

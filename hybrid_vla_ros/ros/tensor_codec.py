@@ -28,6 +28,7 @@ nodes subscribe and publish).
 
 from __future__ import annotations
 
+import array
 import dataclasses
 from typing import Dict, Mapping
 
@@ -105,7 +106,10 @@ def encode(tensors: Mapping[str, np.ndarray], stamp: Time, producer: str) -> Fea
     msg.names = [name for name, _ in arrays]
     msg.batch, msg.tokens = int(batch), int(tokens)
     msg.channels = [int(arr.shape[2]) for _, arr in arrays]
-    msg.data = np.concatenate([arr.reshape(-1) for _, arr in arrays]).astype(np.float32)
+    flat = np.concatenate([arr.reshape(-1) for _, arr in arrays]).astype(np.float32)
+    # An array.array skips rclpy's per-element range check of a float32[] field (0.5 ms
+    # for 16 x 192 values, measured; this way 0.01 ms).
+    msg.data = array.array('f', flat.tobytes())
     return msg
 
 
