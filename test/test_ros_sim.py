@@ -61,6 +61,15 @@ def _stop_cleanly(bringup, tmp_path):
         assert 'Traceback' not in text, (log.name, text[-3000:])
 
 
+def _export_default() -> None:
+    """Export the shipped policy for onnxruntime unless it already is."""
+    import subprocess
+    if not os.path.isfile(os.path.join(DEFAULT_MODEL, 'onnx', 'manifest.json')):
+        r = subprocess.run([HYBRID_VLA, 'export', '--checkpoint', DEFAULT_MODEL],
+                           capture_output=True, text=True, timeout=900)
+        assert r.returncode == 0, r.stdout + r.stderr
+
+
 def _episode(driver, task, seed, text, max_steps):
     from hybrid_vla_ros.ros.tools.demo import run_episode
     return run_episode(driver, task, seed, text, max_steps)
@@ -96,13 +105,9 @@ def test_lockstep_episode_through_the_topics_then_clean_stop(tmp_path_factory, t
 def test_trained_default_succeeds_at_an_easy_task(tmp_path):
     """The shipped policy, exported for onnxruntime, solves an easy task lock-step through
     the topics (drawer-close; at least one of three seeds)."""
-    import subprocess
 
     from hybrid_vla_ros.sim.tasks import get_task
-    if not os.path.isfile(os.path.join(DEFAULT_MODEL, 'onnx', 'manifest.json')):
-        r = subprocess.run([HYBRID_VLA, 'export', '--checkpoint', DEFAULT_MODEL],
-                           capture_output=True, text=True, timeout=900)
-        assert r.returncode == 0, r.stdout + r.stderr
+    _export_default()
     task = get_task('metaworld', 'drawer-close')
     with _running(tmp_path, DEFAULT_MODEL, '--set', 'sim_robot.start_paused=true',
                   timeout=120) as (driver, bringup):
@@ -185,13 +190,9 @@ def test_run_instruction_action_succeeds_with_feedback_and_cancel_holds(tmp_path
     """The task interface on the shipped policy in the simulator: a goal runs to the
     simulator's task_done with feedback; an empty instruction is rejected; a second goal
     preempts the first; a cancelled goal leaves the robot holding."""
-    import subprocess
 
     from hybrid_vla_ros.sim.tasks import get_task
-    if not os.path.isfile(os.path.join(DEFAULT_MODEL, 'onnx', 'manifest.json')):
-        r = subprocess.run([HYBRID_VLA, 'export', '--checkpoint', DEFAULT_MODEL],
-                           capture_output=True, text=True, timeout=900)
-        assert r.returncode == 0, r.stdout + r.stderr
+    _export_default()
     task = get_task('metaworld', 'drawer-close')
     with _running(tmp_path, DEFAULT_MODEL, '--set', 'sim_robot.start_paused=true',
                   timeout=120) as (driver, bringup):
