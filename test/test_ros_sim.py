@@ -215,13 +215,13 @@ def test_run_instruction_action_succeeds_with_feedback_and_cancel_holds(tmp_path
                 assert {f.state for f in feedback} & {'acting', 'holding', 'waiting'}
                 break
         assert 'succeeded' in outcomes, outcomes
-        # Preemption and cancel, in a fresh drawer-close episode; the second goal asks to
-        # OPEN the drawer, so the simulator's task (closing) never reports done.
+        # Preemption and cancel, in a fresh drawer-close episode; both goals ask to OPEN
+        # the drawer, so the simulator's task (closing) never reports done.
         assert all(r.successful for r in driver.set_params('sim_robot', {'seed': 1010}))
-        first, _ = _send_goal(driver, task.instructions[1])
+        first, _ = _send_goal(driver, 'open the drawer')
         assert driver.trigger('sim_robot/reset').success
         driver.spin_for(0.5)
-        second, _ = _send_goal(driver, 'open the drawer')
+        second, _ = _send_goal(driver, 'pull the drawer open')
         assert _result_of(driver, first, 20).outcome == 'preempted'
         driver.spin_for(1.0)
         cancel = second.cancel_goal_async()
