@@ -25,8 +25,10 @@ export TRANSFORMERS_OFFLINE := 1
 
 .PHONY: venv test lint test-all clean-venv demo bench bench-model bench-ros bench-train train-default train-mt50
 
-# The policy `make demo` and `make bench` run (the trained default ships in models/default).
+# The policy `make demo` and `make bench` run (the trained default ships in models/default),
+# and the simulated suite of the demo (`make demo SUITE=mt50 CHECKPOINT=models/mt50`).
 CHECKPOINT ?= models/default
+SUITE ?= metaworld
 
 venv: $(STAMP)
 
@@ -62,7 +64,7 @@ clean-venv:
 demo: $(STAMP)
 	@test -f $(CHECKPOINT)/config.yaml || { echo "make demo: $(CHECKPOINT) does not exist yet (the trained default policy ships with the training work); run make demo CHECKPOINT=path/to/checkpoint" >&2; exit 2; }
 	@test -f $(CHECKPOINT)/onnx/manifest.json || $(VENV)/bin/hybrid-vla export --checkpoint $(CHECKPOINT)
-	$(VENV)/bin/hybrid-vla demo --checkpoint $(CHECKPOINT)
+	$(VENV)/bin/hybrid-vla demo --checkpoint $(CHECKPOINT) --suite $(SUITE)
 
 # Benchmarks; results in bench/results/*.json, summarized in docs/benchmarks.md.
 bench: bench-model bench-ros bench-train
