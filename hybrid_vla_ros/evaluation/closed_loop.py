@@ -22,6 +22,7 @@ import numpy as np
 
 from ..inference import load_backend
 from ..inference.control import ControlSettings, PolicyController
+from ..inference.manifest import model_fingerprint
 from ..schema import ConfigError
 from ..sim.policy_step import policy_env_action, sim_controller
 from ..worker_processes import (WorkerDied, describe_exit, picklable, queued_jobs,
@@ -83,10 +84,10 @@ def evaluate(checkpoint, suite: str = 'metaworld', tasks: Optional[Sequence[str]
         raise ConfigError(f'--episodes must be at least 1, got {episodes}')
     params_file = str(params_file or sim_parameter_file(suite))
     # Fail on bad settings here, not in every worker: load, check, build the limits once.
-    probe = _make_controller(str(checkpoint), backend, control, suite, params_file)
-    limits = probe.limits
-    fingerprint = _checkpoint_fingerprint(probe.backend)
-    probe.close()
+    # This process evaluates with it too when it runs the tasks itself.
+    controller = _make_controller(str(checkpoint), backend, control, suite, params_file)
+    limits = controller.limits
+    fingerprint = model_fingerprint(checkpoint, controller.backend)
     job = _TaskJob(str(checkpoint), suite, episodes, seed, expert, blank_instruction,
                    float(start_jitter))
     settings = {'checkpoint': fingerprint, 'suite': suite, 'episodes': episodes,
@@ -125,17 +126,13 @@ def evaluate(checkpoint, suite: str = 'metaworld', tasks: Optional[Sequence[str]
     interrupted = False
     failed: Optional[str] = None
     try:
-        if not todo:
-            pass
-        elif workers == 1 or len(todo) == 1:
-            controller = _make_controller(str(checkpoint), backend, control, suite, params_file)
-            try:
-                for name in todo:
-                    report(name, job.run(controller, name, tick),
-                           controller.backend.describe())
-            finally:
-                controller.close()
-        else:
+        if workers == 1 or len(todo) == 1:
+            for name in todo:
+                report(name, job.run(controller, name, tick), controller.backend.describe())
+        elif todo:
+            # The workers load their own: free this process's model meanwhile.
+            controller.close()
+            controller = None
             _evaluate_in_processes(job, todo, min(workers, len(todo)), backend, control,
                                    params_file, tick, report)
     except KeyboardInterrupt:
@@ -149,6 +146,8 @@ def evaluate(checkpoint, suite: str = 'metaworld', tasks: Optional[Sequence[str]
         failed = str(exc)
         log(f'error: {exc}')
     finally:
+        if controller is not None:
+            controller.close()
         if bar is not None:
             bar.close()
     results = {name: results[name] for name in names if name in results}
@@ -190,13 +189,6 @@ def tier_summary(results: Dict[str, dict], splits: Sequence[str]) -> dict:
     return {'tiers': tiers, 'averages': averages}
 
 
-def _checkpoint_fingerprint(backend) -> str:
-    """What identifies the evaluated weights (the export manifest's config hash and weights
-    checksum), so a resumed evaluation never mixes two checkpoints."""
-    manifest = getattr(backend, 'manifest', None) or {}
-    return f'{backend.spec.config_hash}:{manifest.get("weights_sha256", "")}'
-
-
 def _resumed(path, settings: dict, names: Sequence[str]):
     """(task -> row, backend description) of the tasks in `path` run with `settings`."""
     results: Dict[str, dict] = {}
@@ -205,13 +197,13 @@ def _resumed(path, settings: dict, names: Sequence[str]):
         lines = Path(path).read_text(encoding='utf-8').splitlines()
     except FileNotFoundError:
         return results, described
+    wanted = json.loads(json.dumps(settings))   # as it reads back from the file
     for line in lines:
         try:
             entry = json.loads(line)
         except ValueError:  # a line cut short by a kill: that task runs again
             continue
-        if entry.get('settings') == json.loads(json.dumps(settings)) and entry.get(
-                'task') in names:
+        if entry.get('settings') == wanted and entry.get('task') in names:
             results[entry['task']] = entry['row']
             described = entry.get('backend', described)
     return results, described

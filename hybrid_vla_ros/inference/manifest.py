@@ -75,3 +75,19 @@ def read_manifest(checkpoint_dir, config_hash: str, weights_sha256: str | None =
                 raise ManifestError(f'{file} does not match its checksum in {path} (changed '
                                     f'or truncated); re-run `{export_hint(checkpoint_dir)}`')
     return manifest
+
+
+def model_fingerprint(checkpoint, backend) -> str:
+    """``<config hash>:<weights sha256[:16]>`` of the weights `backend` runs from
+    `checkpoint`: the export manifest's checksum, else the checksum of
+    ``model.safetensors`` ('' after the colon when neither exists). The nodes stamp it on
+    their features; a resumed evaluation compares it, so two checkpoints never mix."""
+    manifest = getattr(backend, 'manifest', None)
+    sha = ''
+    if isinstance(manifest, dict) and manifest.get('weights_sha256'):
+        sha = str(manifest['weights_sha256'])
+    else:
+        weights = Path(checkpoint) / 'model.safetensors'
+        if weights.is_file():
+            sha = sha256_file(weights)
+    return f'{backend.spec.config_hash}:{sha[:16]}'

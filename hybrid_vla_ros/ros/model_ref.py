@@ -36,17 +36,6 @@ class LoadedModel:
     description: str
 
 
-def _weights_sha(checkpoint: Path, backend) -> str:
-    manifest = getattr(backend, 'manifest', None)
-    if isinstance(manifest, dict) and manifest.get('weights_sha256'):
-        return str(manifest['weights_sha256'])
-    weights = checkpoint / 'model.safetensors'
-    if weights.is_file():
-        from ..inference.manifest import sha256_file
-        return sha256_file(weights)
-    return ''
-
-
 def open_model(checkpoint: str, backend: str = 'onnxruntime',
                parts: Sequence[str] = ('vision', 'language', 'policy_core'), threads: int = 1,
                providers: Sequence[str] = ('cpu',), fp16: bool = False) -> LoadedModel:
@@ -64,6 +53,6 @@ def open_model(checkpoint: str, backend: str = 'onnxruntime',
     except Exception as exc:  # ConfigError, ManifestError, BackendUnavailable, ORT errors
         return LoadedModel(None, f'cannot load checkpoint {path} with {backend}: {exc}', '',
                            str(path), '')
-    sha = _weights_sha(path, be)
-    return LoadedModel(be, None, f'{be.spec.config_hash}:{sha[:16]}', be.spec.model_id,
+    from ..inference.manifest import model_fingerprint
+    return LoadedModel(be, None, model_fingerprint(path, be), be.spec.model_id,
                        be.describe())
