@@ -239,10 +239,11 @@ def test_estop_heartbeat_loss_stops_and_needs_heartbeat_and_enable(tmp_path, che
             return [m for m in g.driver.command_msgs if abs(m.twist.linear.x) +
                     abs(m.twist.linear.y) + abs(m.twist.linear.z) > 0]
 
-        beat(0.5)
-        # The robot's inputs have reached the policy (discovery can lag on a busy machine).
+        # The robot's inputs have reached the policy (discovery can lag on a busy machine);
+        # then a fresh heartbeat, and enable within its timeout.
         assert g.driver.wait_status('/policy', lambda s: {'joint_states_age_ms',
                                     'ee_pose_age_ms'} <= {v.key for v in s.values}, 20)
+        beat(0.5)
         assert g.driver.enable(True).success
         assert beat(1.5)
         # The heartbeat stops: the policy stops within the timeout and says why.
