@@ -86,7 +86,10 @@ def test_two_cameras_are_encoded_together_in_checkpoint_order(two_camera_checkpo
     from hybrid_vla_ros.ros import tensor_codec
     params = write_params(tmp_path / 'params.yaml', {'perception': {
         'checkpoint': str(two_camera_checkpoint), 'diagnostics_period': 0.25,
-        'sync_tolerance': 0.02}})
+        'sync_tolerance': 0.02,
+        # Not a staleness test: a loaded machine must not turn the sync WARN into a
+        # camera-stale ERROR before the last diagnostics arrive.
+        'camera_timeout': 30.0}})
     rng = np.random.default_rng(1)
     wrist = rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)
     front = rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)

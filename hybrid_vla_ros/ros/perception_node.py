@@ -174,9 +174,11 @@ class PerceptionNode(ManagedNode):
             return OK, 'inactive: not encoding (activate to publish features)', values
         timeout = self.params['camera_timeout']
         if self.last_frame is not None and now - self.last_frame > timeout:
+            # The last sync problem usually says which camera stopped first.
+            why = f'; before that: {self.sync_problem}' if self.sync_problem else ''
             return (ERROR, f'camera stale: no usable frame on {waiting} for '
-                           f'{now - self.last_frame:.1f} s (camera_timeout {timeout:g} s)',
-                    values)
+                           f'{now - self.last_frame:.1f} s (camera_timeout {timeout:g} s)'
+                           f'{why}', values)
         if self.sync_problem:
             return WARN, self.sync_problem, values
         if self.rate.count == 0:
