@@ -126,3 +126,26 @@ def test_training_config_model_base_with_overrides(tmp_path):
     path.write_text('model: {base: [not, a, path]}\n')
     with pytest.raises(ConfigError, match='model.base: expected the path of a model YAML'):
         load_train_config(path)
+
+
+def test_training_config_base_file_states_only_what_changes(tmp_path, monkeypatch):
+    """A top-level `base:` reads another training YAML under this one: the stage-3 MT50
+    config keeps stage 2's model, data and schedule and changes epochs and lr; paths in the
+    base mean what they meant next to it, from any directory; a cycle is named."""
+    from hybrid_vla_ros.training.config import load_train_config
+    monkeypatch.chdir(tmp_path)
+    stage2 = load_train_config(f'{REPO}/config/train/mt50_continue.yaml')
+    stage3 = load_train_config(f'{REPO}/config/train/mt50_stage3.yaml')
+    assert (stage3.optim.epochs, stage3.optim.lr) == (2.0, 1.5e-4)
+    assert (stage2.optim.epochs, stage2.optim.lr) == (3.0, 2.0e-4)
+    assert stage3.model == stage2.model
+    assert stage3.data.topic_map == stage2.data.topic_map == f'{REPO}/config/data/mt50.yaml'
+    assert stage3.optim.warmup_steps == stage2.optim.warmup_steps
+    a, b = tmp_path / 'a.yaml', tmp_path / 'b.yaml'
+    a.write_text('base: b.yaml\n')
+    b.write_text('base: a.yaml\n')
+    with pytest.raises(ConfigError, match='base: a.yaml makes a cycle of bases'):
+        load_train_config(a)
+    a.write_text('base: 3\n')
+    with pytest.raises(ConfigError, match='base: expected the path of a training YAML'):
+        load_train_config(a)

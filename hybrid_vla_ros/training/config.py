@@ -16,6 +16,7 @@ clipping, seeding. The strategies are presets of stages:
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any, List, Optional
 
 from ..paths import find_file
@@ -140,15 +141,17 @@ class TrainConfig:
 
 
 def load_train_config(path) -> TrainConfig:
-    """Read and validate a training YAML. The model may be an inline mapping, a path, or a
-    mapping with ``base: PATH`` whose other keys override that file's (nested mappings
-    merge key by key); the topic map is a path. Paths are looked up in the working
-    directory, next to the YAML, then in the package's data (`paths.find_file`)."""
-    data = load_yaml(path)
+    """Read and validate a training YAML. A top-level ``base: PATH`` names another training
+    YAML whose settings this one overrides (nested mappings merge key by key), so a
+    follow-on stage states only what changes. The model may be an inline mapping, a path, or
+    a mapping with ``base: PATH`` whose other keys override that file's; the topic map is a
+    path. Paths are looked up in the working directory, next to the YAML that names them,
+    then in the package's data (`paths.find_file`)."""
+    data = _read_train_yaml(path, (str(path),))
     unknown = sorted(set(data) - {'model', 'data', 'optim'})
     if unknown:
-        raise ConfigError(f'{path}: {unknown[0]}: unknown key; allowed keys here: model, '
-                          'data, optim')
+        raise ConfigError(f'{path}: {unknown[0]}: unknown key; allowed keys here: base, '
+                          'model, data, optim')
     model = data.get('model', 'config/models/default.yaml')
     if isinstance(model, dict) and 'base' in model:
         overrides = {k: v for k, v in model.items() if k != 'base'}
@@ -172,6 +175,34 @@ def load_train_config(path) -> TrainConfig:
             cfg.optim.staged_epochs[:2]) == 0:
         raise ConfigError(f'{path}: optim.staged_epochs: stages 1 and 2 have no epochs')
     return cfg
+
+
+def _read_train_yaml(path, chain: tuple) -> dict:
+    """The mapping of training YAML `path` with its ``base:`` chain merged under it; the
+    paths a base file names are made absolute first, so they mean what they meant there."""
+    data = load_yaml(path)
+    if not isinstance(data, dict):
+        raise ConfigError(f'{path}: expected a mapping with model, data and optim')
+    if 'base' not in data:
+        return data
+    name = data['base']
+    if not isinstance(name, str):
+        raise ConfigError(f'{path}: base: expected the path of a training YAML, got {name!r}')
+    base_path = str(find_file(name, path, 'base'))
+    if Path(base_path).resolve() in {Path(c).resolve() for c in chain}:
+        raise ConfigError(f'{path}: base: {name} makes a cycle of bases '
+                          f'({" -> ".join(chain + (base_path,))}); remove one base: key')
+    base = _read_train_yaml(base_path, chain + (base_path,))
+    model = base.get('model')
+    if isinstance(model, str):
+        base['model'] = str(find_file(model, base_path, 'model'))
+    elif isinstance(model, dict) and isinstance(model.get('base'), str):
+        base['model'] = dict(model, base=str(find_file(model['base'], base_path, 'model.base')))
+    topic_map = (base.get('data') or {}).get('topic_map')
+    if isinstance(topic_map, str):
+        base['data'] = dict(base['data'],
+                            topic_map=str(find_file(topic_map, base_path, 'data.topic_map')))
+    return merge_mappings(base, {k: v for k, v in data.items() if k != 'base'})
 
 
 def _read_model(name: str, referrer, key: str) -> dict:
