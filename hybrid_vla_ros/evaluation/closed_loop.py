@@ -159,13 +159,23 @@ def evaluate(checkpoint, suite: str = 'metaworld', tasks: Optional[Sequence[str]
            'seeds': [seed, seed + episodes - 1], 'backend': described,
            'scheduler': control.scheduler, 'replan_every': control.replan_every,
            'blank_instruction': blank_instruction, 'start_jitter': float(start_jitter),
-           'safety_parameters': params_file, 'workers': workers,
+           'safety_parameters': _shown_path(params_file), 'workers': workers,
            'seconds': time.monotonic() - t0, 'mean_success': summary,
            'interrupted': interrupted, 'failed': failed, 'tasks_requested': names,
            'tasks': results}
     if suite == 'mt50':
         doc['tiers'] = tier_summary(results, splits)
     return doc
+
+
+def _shown_path(path: str) -> str:
+    """`path` as written into a results file: relative to the package's data for its own
+    files (``config/ros/sim_mt50.yaml``, the same on every machine), else as given."""
+    from ..paths import data_root
+    try:
+        return Path(path).resolve().relative_to(data_root().resolve()).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def tier_summary(results: Dict[str, dict], splits: Sequence[str]) -> dict:
