@@ -136,7 +136,7 @@ def test_training_config_base_file_states_only_what_changes(tmp_path, monkeypatc
     monkeypatch.chdir(tmp_path)
     stage2 = load_train_config(f'{REPO}/config/train/mt50_continue.yaml')
     stage3 = load_train_config(f'{REPO}/config/train/mt50_stage3.yaml')
-    assert (stage3.optim.epochs, stage3.optim.lr) == (2.0, 1.5e-4)
+    assert (stage3.optim.epochs, stage3.optim.lr) == (1.5, 1.5e-4)
     assert (stage2.optim.epochs, stage2.optim.lr) == (3.0, 2.0e-4)
     assert stage3.model == stage2.model
     assert stage3.data.topic_map == stage2.data.topic_map == f'{REPO}/config/data/mt50.yaml'
