@@ -134,7 +134,7 @@ def test_training_config_base_file_states_only_what_changes(tmp_path, monkeypatc
     base mean what they meant next to it, from any directory; a cycle is named."""
     from hybrid_vla_ros.training.config import load_train_config
     monkeypatch.chdir(tmp_path)
-    stage2 = load_train_config(f'{REPO}/config/train/mt50_continue.yaml')
+    stage2 = load_train_config(f'{REPO}/config/train/mt50_stage2.yaml')
     stage3 = load_train_config(f'{REPO}/config/train/mt50_stage3.yaml')
     assert (stage3.optim.epochs, stage3.optim.lr) == (1.5, 1.5e-4)
     assert (stage2.optim.epochs, stage2.optim.lr) == (3.0, 2.0e-4)

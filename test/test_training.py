@@ -153,6 +153,31 @@ def test_bench_train_times_each_variant_from_the_same_start(collected, tmp_path)
     assert r.returncode == 2 and '--steps (0)' in r.stderr and 'Traceback' not in r.stderr
 
 
+def test_stop_after_epochs_cuts_a_run_short_on_its_schedule(collected):
+    """`optim.stop_after_epochs` ends the run early while the learning rate follows the
+    whole `epochs` schedule (how stage 1 of models/mt50 was trained); resumed with a later
+    stop it continues from the saved step on the same schedule."""
+    out = collected / 'run_stop_after'
+    cut = write_config(collected, 'stop1', epochs=4, stop_after_epochs=1)
+    messages = []
+    Trainer(load_train_config(cut), [str(collected / 'bags')], out, progress=False,
+            log=messages.append).run()
+    one = records(out, 'stage_end')[-1]['step']
+    said = next(m for m in messages if 'optim.stop_after_epochs' in m)
+    assert f'{4 * one} steps (4 epochs x {one}), stopping after {one}' in said
+    # Mid-schedule: the last rate is far above the cosine floor a 1-epoch run ends at.
+    last_lr = records(out, 'train')[-1]['lr']
+    assert last_lr > 0.5 * 1e-3
+    further = write_config(collected, 'stop2', epochs=4, stop_after_epochs=2)
+    Trainer(load_train_config(further), [str(collected / 'bags')], out, resume=True,
+            progress=False, log=lambda *_: None).run()
+    steps = [r['step'] for r in records(out, 'train')]
+    assert steps == sorted(steps) and steps[-1] == 2 * one and steps.count(one) == 1
+    staged = write_config(collected, 'stop_staged', strategy='staged', stop_after_epochs=1)
+    with pytest.raises(ConfigError, match='optim.stop_after_epochs: only for one-stage runs'):
+        load_train_config(staged)
+
+
 def test_resume_continues_from_the_saved_step(collected):
     out = collected / 'run_resume'
     one = write_config(collected, 'resume1', epochs=1)

@@ -77,6 +77,10 @@ class OptimConfig:
     seed: int = spec(0, doc='seeds torch, numpy, the split and shuffling')
     batch_size: int = spec(64, minimum=1, doc='samples per step (per process under DDP)')
     epochs: float = spec(10.0, minimum=0.0, doc='epochs of the single stage (e2e, hybrid)')
+    stop_after_epochs: Optional[float] = spec(
+        None, minimum=0.0, doc='e2e, hybrid: end the run after this many epochs while the '
+        'learning-rate schedule still spans `epochs` (a run cut short on purpose, as stage 1 '
+        'of models/mt50); unset = run the whole schedule')
     lr: float = spec(3e-4, minimum=0.0, doc='AdamW base learning rate')
     weight_decay: float = spec(0.01, minimum=0.0, doc='AdamW weight decay')
     betas: List[float] = spec(default_factory=lambda: [0.9, 0.999], doc='AdamW betas')
@@ -171,6 +175,11 @@ def load_train_config(path) -> TrainConfig:
                           source=str(path))
     except ConfigError as exc:
         raise ConfigError(f'{path}: {exc}') from None
+    if cfg.optim.stop_after_epochs is not None and (cfg.optim.strategy == 'staged'
+                                                    or cfg.optim.stages):
+        raise ConfigError(f'{path}: optim.stop_after_epochs: only for one-stage runs '
+                          '(strategy e2e or hybrid without optim.stages); shorten a stage '
+                          'with its own epochs instead')
     if cfg.optim.strategy == 'staged' and not cfg.optim.stages and sum(
             cfg.optim.staged_epochs[:2]) == 0:
         raise ConfigError(f'{path}: optim.staged_epochs: stages 1 and 2 have no epochs')

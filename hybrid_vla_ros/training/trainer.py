@@ -370,34 +370,40 @@ class Trainer:
                               f'fewer than one batch of {o.batch_size}; lower '
                               'optim.batch_size')
         total = max(1, int(round(stage.epochs * steps_per_epoch)))
-        if self.state['stage_step'] >= total:
+        # The schedule spans `total`; a run cut short on purpose stops at `end`.
+        end = total
+        if o.stop_after_epochs is not None and len(self.stages) == 1:
+            end = min(total, max(1, int(round(o.stop_after_epochs * steps_per_epoch))))
+        if self.state['stage_step'] >= end:
             # A resumed run that had already finished this stage (make train-default run
             # again): nothing to train, and no second stage_end record to skew throughput.
             self.log(f'stage {self.state["stage"] + 1}/{len(self.stages)} {stage.name}: '
-                     f'already complete ({total} steps)')
+                     f'already complete ({end} steps)')
             return
         if self.state['stage_step'] and getattr(self, '_resume_state', None):
             optimizer.load_state_dict(self._resume_state['optimizer'])
             torch.set_rng_state(self._resume_state['torch_rng'])
             self._resume_state = None
         self.log(f'stage {self.state["stage"] + 1}/{len(self.stages)} {stage.name}: '
-                 f'{total} steps ({stage.epochs:g} epochs x {steps_per_epoch}), training '
+                 f'{total} steps ({stage.epochs:g} epochs x {steps_per_epoch})'
+                 + (f', stopping after {end} (optim.stop_after_epochs)' if end < total else '')
+                 + ', training '
                  f'{", ".join(stage.train)}; λ_e2e={stage.lambda_e2e:g} '
                  f'λ_modular={stage.lambda_modular:g}')
         bar = None
         if self.progress:
             from tqdm import tqdm
-            bar = tqdm(total=total, initial=self.state['stage_step'], desc=stage.name,
+            bar = tqdm(total=end, initial=self.state['stage_step'], desc=stage.name,
                        dynamic_ncols=True)
         t_start, samples = time.monotonic(), 0
         epoch = self.state['epoch_in_stage']
-        while self.state['stage_step'] < total:
+        while self.state['stage_step'] < end:
             loader = self._loader(sampler, epoch)
             skip = self.state['stage_step'] - epoch * steps_per_epoch
             for i, batch in enumerate(loader):
                 if i < skip:
                     continue
-                if self.state['stage_step'] >= total:
+                if self.state['stage_step'] >= end:
                     break
                 factor = lr_factor(self.state['stage_step'], total, o.warmup_steps,
                                    o.schedule, o.min_lr_ratio)
@@ -423,7 +429,7 @@ class Trainer:
                                   'samples_per_s': rate, **values})
                 if (o.checkpoint_every and self.dist.is_main
                         and self.state['stage_step'] % o.checkpoint_every == 0
-                        and self.state['stage_step'] < total):
+                        and self.state['stage_step'] < end):
                     self._save('last', optimizer)
             epoch += 1
             self.state['epoch_in_stage'] = epoch
@@ -526,7 +532,9 @@ def _without_runtime(section, key):
     if not isinstance(section, dict):
         return section
     drop = {'data': ('num_workers', 'cache_dir'),
-            'optim': ('threads', 'log_every', 'checkpoint_every')}.get(key, ())
+            # stop_after_epochs may change: a run cut short can be resumed further.
+            'optim': ('threads', 'log_every', 'checkpoint_every',
+                      'stop_after_epochs')}.get(key, ())
     return {k: v for k, v in section.items() if k not in drop}
 
 
