@@ -88,6 +88,25 @@ def test_split_is_by_episode_deterministic_and_disjoint(dataset, bag_root, tmap)
     assert len({tuple(v) for v in other}) > 1
 
 
+def test_adding_a_data_directory_keeps_every_episode_on_its_side(bag_root, tmp_path, tmap):
+    """`--data old new`: the episodes of `old` stay where `--data old` put them (the split
+    hashes each bag's own name, not its path under a common parent that a new directory
+    moves)."""
+    import shutil
+    more = tmp_path / 'more'
+    for i in range(6, 30):
+        write_episode(more / f'ep_{i:03d}', steps=6, instructions={0: TEXTS[i % 3]})
+    for old in (bag_root / 'task0', bag_root):
+        alone = EpisodeDataset(old, tmap, val_fraction=0.34, seed=3)
+        joined = EpisodeDataset([old, more], tmap, val_fraction=0.34, seed=3)
+        side = {e.path: i in alone.validation_episodes for i, e in enumerate(alone.episodes)}
+        after = {e.path: i in joined.validation_episodes
+                 for i, e in enumerate(joined.episodes) if e.path in side}
+        moved = [p for p in side if side[p] and not after[p]]
+        assert after.keys() == side.keys() and not moved, moved
+    shutil.rmtree(more)
+
+
 def test_split_rules():
     names = [f'ep{i}' for i in range(10)]
     assert split_episodes(names, 0.1, 0) == split_episodes(list(names), 0.1, 0)

@@ -296,9 +296,9 @@ def _consistent(episodes: List[Episode], summary: LoadSummary) -> List[Episode]:
 
 
 def _split_names(paths: List[str]) -> List[str]:
-    """Episode names for the split hash: paths relative to their common parent, so the
-    split survives moving the dataset directory."""
-    parent = Path(os.path.commonpath(paths)) if len(paths) > 1 else Path(paths[0]).parent
-    if parent in [Path(p) for p in paths]:
-        parent = parent.parent
-    return [Path(p).relative_to(parent).as_posix() for p in paths]
+    """Episode names for the split hash: each bag directory's own name. An episode keeps
+    its side however the data is given: moved, passed as one parent or as its subfolders,
+    or joined by another directory (`--data data/mt50 data/mt50_extra` leaves every episode
+    of data/mt50 where `--data data/mt50` put it). Bags of the same name in different
+    folders hash alike and go to the same side."""
+    return [Path(p).name for p in paths]
