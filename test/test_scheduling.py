@@ -54,3 +54,25 @@ def test_bad_settings_and_shapes():
         ChunkScheduler('replan', chunk=4, replan_every=5)
     with pytest.raises(ValueError, match=r'\(4, A\) chunk'):
         ChunkScheduler('replan', chunk=4).add_chunk(np.zeros((3, 2)), 0)
+
+
+def test_simulator_schedules_chunks_as_the_parameter_file_says(tmp_path):
+    """eval-sim and policy-driven collection schedule chunks with the policy node's own
+    parameters (its ROS 2 parameter file); a command-line value overrides one of them."""
+    from hybrid_vla_ros.schema import ConfigError
+    from hybrid_vla_ros.sim.policy_step import sim_control_settings
+    params = tmp_path / 'policy.yaml'
+    params.write_text('/**/policy:\n  ros__parameters:\n    scheduler: ensemble\n'
+                      '    replan_every: 2\n    ensemble_decay: 0.3\n')
+    s = sim_control_settings(params)
+    assert (s.scheduler, s.replan_every, s.ensemble_decay) == ('ensemble', 2, 0.3)
+    s = sim_control_settings(params, scheduler='replan', replan_every=3)
+    assert (s.scheduler, s.replan_every, s.ensemble_decay) == ('replan', 3, 0.3)
+    # A file that does not set them gets the node's defaults.
+    params.write_text('/**/policy:\n  ros__parameters:\n    control_rate: 20.0\n')
+    s = sim_control_settings(params)
+    assert (s.scheduler, s.replan_every) == ('replan', 4)
+    params.write_text('/**/policy:\n  ros__parameters:\n    replan_every: two\n')
+    with pytest.raises(ConfigError, match=r'policy\.yaml: policy scheduling parameters .*'
+                                          r"invalid literal for int\(\) .*'two'"):
+        sim_control_settings(params)

@@ -3,6 +3,7 @@ layouts drawn by Meta-World's own sampling from the episode seed, success read f
 environment, the corner2 camera — recorded and evaluated like the other suites."""
 
 import json
+import os
 import subprocess
 
 import numpy as np
@@ -144,6 +145,10 @@ def test_eval_sim_mt50_writes_tiers_and_both_averages(corner2_checkpoint, tmp_pa
     assert doc['suite'] == 'mt50' and list(doc['tasks']) == ['reach', 'door-lock']
     # The package's own parameter file is named as on every machine, not by this checkout.
     assert doc['safety_parameters'] == 'config/ros/sim_mt50.yaml'
+    # Chunks are scheduled as the simulated robot's policy node schedules them.
+    from hybrid_vla_ros.inference.control import read_policy_parameters
+    node = read_policy_parameters(os.path.join(REPO, 'config', 'ros', 'sim_mt50.yaml'))
+    assert (doc['scheduler'], doc['replan_every']) == (node['scheduler'], node['replan_every'])
     tiers = doc['tiers']
     assert tiers['tiers']['easy']['tasks'] == 2 and tiers['tiers']['hard']['tasks'] == 0
     expert = tiers['averages']['expert']

@@ -64,25 +64,25 @@ def evaluate(checkpoint, suite: str = 'metaworld', tasks: Optional[Sequence[str]
     """Run the closed-loop evaluation; returns the results document (see `write_report`).
 
     The policy runs through the robot's control path (`PolicyController`): `control` is
-    its scheduling, and the safety limits of the policy node in `params_file` (default the
-    suite's simulated-robot parameter file, `sim.policy_step.sim_parameter_file`) filter
-    every action. `tasks` may name tasks or, on mt50, tiers. `workers` > 1 runs whole tasks
-    in that many processes, each with its own simulator and a one-thread backend; the
-    episodes and their results are the same as with one worker. `start_jitter` (metres,
-    metaworld) starts the hand away from home (see `make_env`); the policy and the expert
-    see the same start of each seed. `resume_file` (a JSON-lines file): every finished
-    task is appended there, and tasks already there from a run with the same settings are
-    not run again (a stopped evaluation continues).
+    its scheduling (default: the policy node's in `params_file`), and the safety limits of
+    the policy node in `params_file` (default the suite's simulated-robot parameter file,
+    `sim.policy_step.sim_parameter_file`) filter every action. `tasks` may name tasks or,
+    on mt50, tiers. `workers` > 1 runs whole tasks in that many processes, each with its
+    own simulator and a one-thread backend; the episodes and their results are the same as
+    with one worker. `start_jitter` (metres, metaworld) starts the hand away from home (see
+    `make_env`); the policy and the expert see the same start of each seed. `resume_file`
+    (a JSON-lines file): every finished task is appended there, and tasks already there
+    from a run with the same settings are not run again (a stopped evaluation continues).
     """
-    from ..sim.policy_step import sim_parameter_file
+    from ..sim.policy_step import sim_control_settings, sim_parameter_file
     from ..sim.tasks import select_tasks
-    control = control or ControlSettings()
     names = select_tasks(suite, tasks)
     if workers < 1:
         raise ConfigError(f'--workers must be at least 1, got {workers}')
     if episodes < 1:
         raise ConfigError(f'--episodes must be at least 1, got {episodes}')
     params_file = str(params_file or sim_parameter_file(suite))
+    control = control or sim_control_settings(params_file)
     # Fail on bad settings here, not in every worker: load, check, build the limits once.
     # This process evaluates with it too when it runs the tasks itself.
     controller = _make_controller(str(checkpoint), backend, control, suite, params_file)

@@ -17,14 +17,16 @@ def _eval_sim_args(p) -> None:
     p.add_argument('--seed', type=int, default=1000,
                    help='first episode seed (default 1000, away from training seeds)')
     p.add_argument('--backend', default='onnxruntime', help='torch | onnxruntime | tensorrt')
-    p.add_argument('--scheduler', default='replan', choices=('replan', 'ensemble'),
-                   help='chunk scheduling (default replan)')
-    p.add_argument('--replan-every', type=int, default=4,
-                   help='replan: ticks per chunk, 1..K (default 4)')
+    p.add_argument('--scheduler', choices=('replan', 'ensemble'),
+                   help="chunk scheduling (default: the policy node's `scheduler` in --params)")
+    p.add_argument('--replan-every', type=int,
+                   help="replan: ticks per chunk, 1..K (default: the policy node's "
+                        "`replan_every` in --params)")
     p.add_argument('--params', metavar='FILE',
-                   help="ROS 2 parameter file whose policy safety limits filter every action, "
-                        "as on the robot (default: the suite's simulated robot, "
-                        'config/ros/sim_demo.yaml, sim_mt50.yaml or sim_arm.yaml)')
+                   help="ROS 2 parameter file of the policy node whose safety limits filter "
+                        "every action and whose chunk scheduling runs, as on the robot "
+                        "(default: the suite's simulated robot, config/ros/sim_demo.yaml, "
+                        'sim_mt50.yaml or sim_arm.yaml)')
     p.add_argument('--fresh', action='store_true',
                    help='ignore the tasks a stopped run with the same settings already '
                         'finished (by default a rerun continues where it stopped)')
@@ -50,8 +52,8 @@ def eval_sim(args) -> int:
     import sys
     from pathlib import Path
 
-    from ..inference.control import ControlSettings
     from ..sim.commands import check_start_jitter_argument
+    from ..sim.policy_step import sim_control_settings, sim_parameter_file
     from .closed_loop import PARTIAL_FILE, evaluate, markdown_table, write_report
     check_start_jitter_argument(args.suite, args.start_jitter)
     out_dir = Path(args.out or Path(args.checkpoint) / 'eval')
@@ -59,10 +61,12 @@ def eval_sim(args) -> int:
     partial = out_dir / PARTIAL_FILE
     if args.fresh and partial.exists():
         partial.unlink()
+    params = args.params or sim_parameter_file(args.suite)
+    control = sim_control_settings(params, args.scheduler, args.replan_every)
     doc = evaluate(args.checkpoint, args.suite, args.tasks, args.episodes, args.seed,
-                   args.backend, ControlSettings(args.scheduler, args.replan_every),
+                   args.backend, control,
                    not args.no_expert, args.blank_instruction, workers=args.workers,
-                   start_jitter=args.start_jitter, params_file=args.params,
+                   start_jitter=args.start_jitter, params_file=params,
                    resume_file=partial)
     out = write_report(doc, out_dir)
     if not (doc['failed'] or doc['interrupted']):

@@ -12,7 +12,8 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from ..inference.control import PolicyController, TickResult
+from ..inference.control import (ControlSettings, PolicyController, TickResult,
+                                 read_policy_parameters)
 from .env import Command, EndEffectorCommand, JointCommand, Observation, SimEnv
 
 
@@ -56,12 +57,34 @@ def sim_parameter_file(suite: str):
     return data_root() / 'config' / 'ros' / SIM_PARAMS[suite]
 
 
+def sim_control_settings(params_file, scheduler: Optional[str] = None,
+                         replan_every: Optional[int] = None) -> ControlSettings:
+    """The chunk scheduling of the policy node in `params_file` (its ``scheduler``,
+    ``replan_every`` and ``ensemble_decay``; `ControlSettings` defaults for those it does not
+    set), so the simulator schedules chunks as the robot does. `scheduler` / `replan_every`
+    (not None) override the file. Synchronous: the simulator waits for each chunk. Values
+    of the wrong type raise `ConfigError` naming the file and the parameter."""
+    from ..schema import ConfigError
+    values = read_policy_parameters(params_file)
+    default = ControlSettings()
+    try:
+        return ControlSettings(
+            str(scheduler if scheduler is not None
+                else values.get('scheduler', default.scheduler)),
+            int(replan_every if replan_every is not None
+                else values.get('replan_every', default.replan_every)),
+            float(values.get('ensemble_decay', default.ensemble_decay)))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f'{params_file}: policy scheduling parameters (scheduler, '
+                          f'replan_every, ensemble_decay): {exc}') from None
+
+
 def sim_controller(backend, suite: str, settings=None, params_file=None) -> PolicyController:
     """A `PolicyController` for `backend` on `suite` with the safety limits of the policy
     node in `params_file` (default: the suite's `sim_parameter_file`): its ``safety.*``,
-    ``gripper_index`` and ``control_rate``. Invalid settings raise `ConfigError`."""
-    from ..inference.control import (ControlSettings, read_policy_parameters, safety_kind,
-                                     safety_limits)
+    ``gripper_index`` and ``control_rate``; `settings` (default: that node's scheduling,
+    `sim_control_settings`) schedules the chunks. Invalid settings raise `ConfigError`."""
+    from ..inference.control import safety_kind, safety_limits
     from ..inference.safety import SafetyConfigError
     from ..schema import ConfigError
     path = params_file or sim_parameter_file(suite)
@@ -76,4 +99,4 @@ def sim_controller(backend, suite: str, settings=None, params_file=None) -> Poli
         limits.validate()
     except SafetyConfigError as exc:
         raise ConfigError(f'{path}: policy safety limits: {exc}') from None
-    return PolicyController(backend, settings or ControlSettings(), limits)
+    return PolicyController(backend, settings or sim_control_settings(path), limits)
