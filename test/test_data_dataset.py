@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from hybrid_vla_ros.data import DataWarning, EpisodeDataset, parse_topic_map, split_episodes
+from hybrid_vla_ros.data.cache import load_cached
 from hybrid_vla_ros.schema import ConfigError
 
 from test_data_bags import METAWORLD_MAP, action_value, frame_value, write_episode
@@ -221,6 +222,19 @@ def test_disk_cache_serves_the_second_load(tmp_path, tmap):
         for key in a:
             np.testing.assert_array_equal(a[key], b[key])
     assert second.episodes[0].metadata == first.episodes[0].metadata
+    # Cached frames are memory maps of the cache file (a dataset larger than memory
+    # trains), on the first load too; only the small arrays count as memory.
+    for ds in (first, second):
+        assert all(isinstance(f, np.memmap) for e in ds.episodes for f in e.frames)
+        assert ds.summary.mapped_bytes == 10 * 16 * 16 * 3
+        assert ds.summary.nbytes < ds.summary.mapped_bytes
+        assert 'MiB of images mapped from the cache' in str(ds.summary)
+    with pytest.raises(ValueError, match='read-only'):
+        second.episodes[0].frames[0][0, 0, 0] = 1
+    entry = next(cache.glob('*.npz'))
+    read = load_cached(entry, map_frames=False)
+    assert not isinstance(read.frames[0], np.memmap)
+    np.testing.assert_array_equal(read.frames[0], load_cached(entry).frames[0])
     # Another topic map (image size) misses the cache; so does a re-recorded bag.
     other = copy.deepcopy(METAWORLD_MAP)
     other['image_size'] = [8, 8]

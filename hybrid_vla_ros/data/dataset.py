@@ -52,12 +52,16 @@ class LoadSummary:
     skipped: List[Tuple[str, str]] = dataclasses.field(default_factory=list)
     resized: Dict[str, List[int]] = dataclasses.field(default_factory=dict)
     nbytes: int = 0
+    mapped_bytes: int = 0
     failed: List[str] = dataclasses.field(default_factory=list)
 
     def __str__(self) -> str:
+        mapped = (f', {self.mapped_bytes / 2**20:.1f} MiB of images mapped from the cache'
+                  if self.mapped_bytes else '')
         lines = [f'{self.loaded} episodes loaded ({self.from_cache} from cache) of '
                  f'{self.found} bags found; {self.steps} control steps, {self.dropped_steps} '
-                 f'dropped before every input existed; {self.nbytes / 2**20:.1f} MiB in memory']
+                 f'dropped before every input existed; {self.nbytes / 2**20:.1f} MiB in '
+                 f'memory{mapped}']
         for camera, size in sorted(self.resized.items()):
             lines.append(f'camera {camera!r}: recorded at {size[0]}x{size[1]}, resized')
         if self.failed:
@@ -105,6 +109,9 @@ def load_episodes(bags: Sequence[PathLike], topic_map: TopicMap, *,
                 except OSError as exc:  # a full or read-only cache disk only costs speed
                     warnings.warn(f'could not write the episode cache {cached}: {exc}',
                                   DataWarning, stacklevel=2)
+                else:
+                    # Hold the written copy's memory map, not the decoded frames.
+                    episode = load_cached(cached) or episode
         episodes.append(episode)
     return episodes, summary
 
@@ -184,6 +191,7 @@ class EpisodeDataset:
         s.steps = sum(len(e) for e in self.episodes)
         s.dropped_steps = sum(e.dropped_steps for e in self.episodes)
         s.nbytes = sum(e.nbytes for e in self.episodes)
+        s.mapped_bytes = sum(e.mapped_bytes for e in self.episodes)
         target = list(self.topic_map.image_size)
         for e in self.episodes:
             for camera, size in e.source_sizes.items():

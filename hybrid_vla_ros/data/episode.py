@@ -100,10 +100,16 @@ class Episode:
 
     @property
     def nbytes(self) -> int:
-        """Memory held by the episode's arrays, bytes."""
+        """Memory held by the episode's arrays, bytes (frames memory-mapped from the episode
+        cache do not count: see `mapped_bytes`)."""
         arrays = [*self.frames, self.frame_index, self.proprio, self.actions,
                   self.instruction_index, self.stamps]
-        return int(sum(a.nbytes for a in arrays))
+        return int(sum(a.nbytes for a in arrays if not isinstance(a, np.memmap)))
+
+    @property
+    def mapped_bytes(self) -> int:
+        """Bytes of frames memory-mapped from the episode cache (read on demand), bytes."""
+        return int(sum(f.nbytes for f in self.frames if isinstance(f, np.memmap)))
 
 
 def load_episode(bag_dir, topic_map: TopicMap, *,
