@@ -33,7 +33,9 @@ def test_online_commands_agree_with_offline_eval_bag(tmp_path_factory):
                         # loaded 2-core machine (at 0.5 a busy policy dropped a frame once).
                         '--rate', '0.25'], capture_output=True, text=True, timeout=400,
                        env=ros_env())
-    assert r.returncode == 0, (r.stdout[-3000:], r.stderr[-3000:])
+    if r.returncode != 0:   # the whole report, not an assertion repr cut to one line
+        print(r.stdout[-6000:], r.stderr[-6000:], sep='\n--- stderr ---\n')
+    assert r.returncode == 0, 'replay-check failed: its output is in the captured stdout'
     assert 'AGREE' in r.stdout
     doc = json.loads((out / 'replay_check.json').read_text())
     offline = json.loads((out / 'offline' / 'eval_bag.json').read_text())

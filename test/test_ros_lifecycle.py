@@ -215,6 +215,72 @@ def test_policy_node_in_process_acts_holds_and_obeys_the_estop(checkpoint, conte
         node.destroy_node()
 
 
+def test_policy_node_judges_an_instruction_again_once_discovery_names_its_sender(
+        checkpoint, context, monkeypatch):
+    """An instruction's features are sent once; when they arrive before the ROS graph names
+    their publisher (discovery lags on a loaded machine), the policy node keeps them and
+    judges them again on its timer instead of losing the instruction. A sender the graph
+    names as another node is refused at once; one it never names, after the grace period.
+    The lag is simulated by withholding the graph lookup; publishers, GIDs and the graph
+    are real."""
+    import rclpy.node
+
+    from hybrid_vla_ros.ros import policy_node as policy_module
+    from hybrid_vla_ros.ros import qos, tensor_codec
+    from hybrid_vla_ros.ros.model_ref import open_model
+    from hybrid_vla_ros.ros.policy_node import PolicyNode
+    node = PolicyNode(context=context, parameter_overrides=_overrides(
+        checkpoint=str(checkpoint), autostart=True))
+    senders = {name: rclpy.node.Node(name, context=context)
+               for name in ('instruction', 'impostor')}
+    for sender in senders.values():
+        sender.create_publisher(tensor_codec.MESSAGE, 'language_features', qos.LATCHED)
+    try:
+        node.start()
+        model = open_model(str(checkpoint), 'onnxruntime')
+        tokens, mask = model.backend.encode_instruction('open the drawer')
+        msg = tensor_codec.encode({'tokens': tokens, 'mask': mask},
+                                  node.get_clock().now().to_msg(), model.fingerprint)
+        gids = {}
+        deadline = time.monotonic() + 10.0
+        while len(gids) < 2 and time.monotonic() < deadline:
+            gids = {i.node_name: bytes(i.endpoint_gid)
+                    for i in node.get_publishers_info_by_topic('/language_features')}
+            time.sleep(0.05)
+        assert set(gids) == {'instruction', 'impostor'}, gids
+
+        def info(name):
+            return {'publisher_gid': {'data': gids.get(name, bytes(range(16)))}}
+
+        # From the instruction node, before discovery names it: kept, not refused.
+        lookup = node.language_source._refresh
+        node.language_source._refresh = lambda: None
+        node._on_language(msg, info('instruction'))
+        assert node.language_state == 'none' and node.untrusted == 0
+        assert any('does not name yet: waiting for discovery' in text
+                   for _, _, text in node._problems(0.0))
+        node._on_timer()                                   # still unknown: still waiting
+        assert node.language_state == 'none' and node.untrusted == 0
+        node.language_source._refresh = lookup             # discovery catches up
+        node._on_timer()
+        assert node.language_state == 'ok' and node.untrusted == 0
+        # A sender the graph names as another node: refused at once.
+        node._on_language(msg, info('impostor'))
+        assert node.untrusted == 1 and node._language_waiting is None
+        # A sender the graph never names: refused when the grace period ends.
+        monkeypatch.setattr(policy_module, 'DISCOVERY_GRACE', 0.0)
+        node._on_language(msg, info('nobody'))
+        assert node._language_waiting is not None and node.untrusted == 1
+        time.sleep(0.01)
+        node._on_timer()
+        assert node._language_waiting is None and node.untrusted == 2
+    finally:
+        for sender in senders.values():
+            sender.destroy_node()
+        node.shutdown()
+        node.destroy_node()
+
+
 def test_policy_node_in_process_refuses_an_invalid_replan_interval(checkpoint, context):
     from hybrid_vla_ros.ros.policy_node import PolicyNode
     node = PolicyNode(context=context, parameter_overrides=_overrides(

@@ -58,7 +58,8 @@ from .diagnostics import ERROR, OK, WARN, LatencyWindow, RateMeter
 from .proprio import ProprioAssembler, ProprioError, joint_positions, pose_values
 from .runtime import now_seconds, run_node, seconds_to_stamp
 from .task_action import TaskServer
-from .trust import PublisherCheck, judge_input, stamp_to_seconds, with_message_info
+from .trust import (DISCOVERY_GRACE, PublisherCheck, judge_input, stamp_to_seconds,
+                    with_message_info)
 
 
 # `_untrusted` reason when rclpy passed no MessageInfo (Humble): warn once, accept.
@@ -109,6 +110,10 @@ class PolicyNode(ManagedNode):
         self.language_source = PublisherCheck(self, 'language_features',
                                               p['trusted_language_publishers'])
         self.untrusted = 0            # feature messages refused for their publisher
+        # language_features from a publisher not yet discovered: (msg, info, monotonic s),
+        # judged again every timer tick for DISCOVERY_GRACE seconds (an instruction's
+        # features are sent once; a stream's next message would do instead).
+        self._language_waiting = None
         self._warned_no_info = False
         self.estop_heartbeat: Optional[float] = None   # node clock s of the last estop false
         self.create_subscription(tensor_codec.MESSAGE, 'vision_features',
@@ -316,9 +321,32 @@ class PolicyNode(ManagedNode):
             self._try_pending()
 
     def _on_language(self, msg, info=None) -> None:
-        if self._untrusted(self.language_source.check(info) if info is not None
-                           else _NO_MESSAGE_INFO):
+        self._language_waiting = None     # a newer instruction replaces a waiting one
+        reason = self.language_source.check(info) if info is not None else _NO_MESSAGE_INFO
+        if reason is not None and self.language_source.undiscovered:
+            self._language_waiting = (msg, info, time.monotonic())
+            self.get_logger().info(f'{reason}: judged again while discovery catches up '
+                                   f'(up to {DISCOVERY_GRACE:g} s)')
             return
+        if self._untrusted(reason):
+            return
+        self._accept_language(msg)
+
+    def _recheck_waiting_language(self) -> None:
+        """Judge again the language_features that waited for their publisher's discovery:
+        accept them once the graph names an allowed node, refuse them when it names
+        another or after DISCOVERY_GRACE seconds."""
+        msg, info, since = self._language_waiting
+        reason = self.language_source.check(info)
+        if reason is None:
+            self._language_waiting = None
+            self._accept_language(msg)
+        elif not self.language_source.undiscovered or \
+                time.monotonic() - since > DISCOVERY_GRACE:
+            self._language_waiting = None
+            self._untrusted(reason)
+
+    def _accept_language(self, msg) -> None:
         self.language_time = now_seconds(self)
         try:
             features = tensor_codec.decode(msg)
@@ -480,6 +508,8 @@ class PolicyNode(ManagedNode):
             self._wait_timer = None
 
     def _on_timer(self) -> None:
+        if self._language_waiting is not None:
+            self._recheck_waiting_language()
         if self.active and not self.estop:
             lost = self._heartbeat_problem(now_seconds(self))
             if lost:
@@ -502,6 +532,10 @@ class PolicyNode(ManagedNode):
         out = []
         if self.language_error:
             out.append((ERROR, 'language_features', self.language_error))
+        elif self.language_state == 'none' and self._language_waiting is not None:
+            out.append((WARN, 'instruction', 'language_features came from a publisher the '
+                                             'ROS graph does not name yet: waiting for '
+                                             'discovery to judge them'))
         elif self.language_state == 'none':
             out.append((WARN, 'instruction', 'no instruction yet: publish one on '
                                              'instruction'))

@@ -20,6 +20,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Dict, Optional, Sequence, Tuple
 
+# How long a message from a publisher the ROS graph does not name yet may wait to be judged
+# again (seconds, monotonic): discovery of the publisher's node can lag its first messages,
+# by seconds on a loaded machine, and a one-shot message (an instruction's features) must
+# not be lost to that race. After this it is refused for good.
+DISCOVERY_GRACE = 5.0
+
 
 @dataclasses.dataclass(frozen=True)
 class InputVerdict:
@@ -90,10 +96,14 @@ class PublisherCheck:
         self.topic = topic
         self.allowed = tuple(allowed)
         self._known: Dict[bytes, Tuple[str, str]] = {}
+        self.undiscovered = False
 
     def check(self, info) -> Optional[str]:
         """None when the message described by rclpy `MessageInfo` `info` comes from an
-        allowed node, else the reason it does not (naming the publisher)."""
+        allowed node, else the reason it does not (naming the publisher). After a refusal,
+        `undiscovered` says whether it was only because the ROS graph does not name the
+        publisher yet (the same `info` may pass when checked again)."""
+        self.undiscovered = False
         if not self.allowed:
             return None
         gid = (info or {}).get('publisher_gid') or {}
@@ -106,7 +116,8 @@ class PublisherCheck:
             who = self._known.get(data)
         if who is None:
             # Discovery of the publisher's node can lag its first messages: refuse until
-            # the graph names it (asked again on the next message).
+            # the graph names it (asked again on the next message, or by the caller).
+            self.undiscovered = True
             return (f'{self.topic}: a publisher the ROS graph does not name (yet) sent it; '
                     f'refused (allowed: {", ".join(self.allowed)})')
         name, namespace = who
