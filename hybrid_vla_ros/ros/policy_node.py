@@ -323,7 +323,8 @@ class PolicyNode(ManagedNode):
     def _on_language(self, msg, info=None) -> None:
         self._language_waiting = None     # a newer instruction replaces a waiting one
         reason = self.language_source.check(info) if info is not None else _NO_MESSAGE_INFO
-        if reason is not None and self.language_source.undiscovered:
+        # `undiscovered` describes the last check; without MessageInfo none was made now.
+        if info is not None and reason is not None and self.language_source.undiscovered:
             self._language_waiting = (msg, info, time.monotonic())
             self.get_logger().info(f'{reason}: judged again while discovery catches up '
                                    f'(up to {DISCOVERY_GRACE:g} s)')
