@@ -71,7 +71,11 @@ def test_simulator_schedules_chunks_as_the_parameter_file_says(tmp_path):
     # A file that does not set them gets the node's defaults.
     params.write_text('/**/policy:\n  ros__parameters:\n    control_rate: 20.0\n')
     s = sim_control_settings(params)
-    assert (s.scheduler, s.replan_every) == ('replan', 4)
+    from hybrid_vla_ros.ros.parameters import POLICY_PARAMS
+    node_defaults = {p.name: p.default for p in POLICY_PARAMS}
+    assert (s.scheduler, s.replan_every, s.ensemble_decay) == (
+        node_defaults['scheduler'], node_defaults['replan_every'],
+        node_defaults['ensemble_decay']) == ('replan', 4, 0.1)
     params.write_text('/**/policy:\n  ros__parameters:\n    replan_every: two\n')
     with pytest.raises(ConfigError, match=r'policy\.yaml: policy scheduling parameters .*'
                                           r"invalid literal for int\(\) .*'two'"):

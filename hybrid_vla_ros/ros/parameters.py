@@ -18,7 +18,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Dict, Optional, Sequence, Tuple
 
+from ..inference.control import ControlSettings
+from ..inference.scheduling import MODES as SCHEDULER_MODES
 from ..schema import ConfigError
+
+# The chunk-scheduling defaults live once, in `ControlSettings` (the simulator and the
+# evaluation read them there too), so the node and eval-sim cannot drift apart.
+_CONTROL_DEFAULTS = ControlSettings()
 
 # kind -> (rclpy Parameter.Type name, empty value used when unset)
 KINDS = {
@@ -263,12 +269,15 @@ POLICY_PARAMS = COMMON_PARAMS + (
               range=(0.1, 1000.0)),
     ParamSpec('tick_source', 'features', 'what starts a control tick',
               choices=('features', 'timer')),
-    ParamSpec('scheduler', 'replan', 'action-chunk scheduling', choices=('replan', 'ensemble')),
-    ParamSpec('replan_every', 4, 'replan: ticks between new chunks (1..K)', range=(1, 10000)),
-    ParamSpec('ensemble_decay', 0.1, 'ensemble: weight exp(-decay * i) of the i-th oldest '
-                                     'prediction', range=(0.0, 100.0)),
-    ParamSpec('async_inference', False, 'compute the next chunk in a worker thread while the '
-                                        'current one executes'),
+    ParamSpec('scheduler', _CONTROL_DEFAULTS.scheduler, 'action-chunk scheduling',
+              choices=SCHEDULER_MODES),
+    ParamSpec('replan_every', _CONTROL_DEFAULTS.replan_every,
+              'replan: ticks between new chunks (1..K)', range=(1, 10000)),
+    ParamSpec('ensemble_decay', _CONTROL_DEFAULTS.ensemble_decay,
+              'ensemble: weight exp(-decay * i) of the i-th oldest prediction',
+              range=(0.0, 100.0)),
+    ParamSpec('async_inference', _CONTROL_DEFAULTS.asynchronous,
+              'compute the next chunk in a worker thread while the current one executes'),
     ParamSpec('autostart', False, 'activate at start: command the robot at once (else it '
                                   'waits, configured and inactive, for ~/enable or a '
                                   'lifecycle activate); needs autoconfigure'),
