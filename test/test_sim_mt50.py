@@ -206,3 +206,26 @@ def test_demo_runs_mt50_through_the_ros_nodes(corner2_checkpoint, tmp_path):
     assert doc['suite'] == 'mt50'
     (row,) = doc['episodes']
     assert row['task'] == 'reach' and row['success'] in (True, False) and row['steps'] > 0
+
+
+def test_paraphrase_file_keeps_the_held_out_phrasings_unseen():
+    """config/data/mt50_paraphrases.yaml (training-time augmentation): one group per task
+    that starts with the task's five recorded phrasings and adds new ones, none of which
+    equals, contains or nearly equals a held-out phrasing, so the held-out evaluation still
+    measures words the policy never read; and no phrasing belongs to two tasks."""
+    import difflib
+
+    from hybrid_vla_ros.sim.mt50_instructions import MT50
+    from hybrid_vla_ros.training.paraphrases import Paraphrases
+    para = Paraphrases.load(os.path.join(REPO, 'config', 'data', 'mt50_paraphrases.yaml'))
+    assert sorted(para.groups) == sorted(MT50)
+    held_out = [t for _, held in MT50.values() for t in held]
+    for task, (train, _) in MT50.items():
+        group = para.groups[task]
+        assert group[:5] == train, task
+        assert len(group) >= 15, (task, len(group))
+        for text in group[5:]:
+            assert text == text.strip().lower() and text.isascii(), text
+            for held in held_out:
+                assert held not in text, (task, text, held)
+                assert difflib.SequenceMatcher(None, text, held).ratio() < 0.9, (text, held)

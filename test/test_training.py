@@ -608,3 +608,56 @@ def test_drop_failed_leaves_out_failed_demonstrations(collected, tmp_path):
     assert dropped.summary.failed == [str(failed)]
     assert f'1 failed demonstrations left out (drop_failed): {failed.name}' in str(
         dropped.summary)
+
+
+def test_paraphrases_change_the_words_read_in_training_only(collected, tmp_path):
+    """With data.paraphrases, training samples read a drawn member of their instruction's
+    group (the group keeps its contrastive identity); validation keeps the recorded words;
+    a whole run trains with them and logs how much of the data the file covers."""
+    from hybrid_vla_ros.data.torch_data import collate
+    from hybrid_vla_ros.training.trainer import prepare_batch
+    from hybrid_vla_ros.data.dataset import EpisodeDataset
+    texts = EpisodeDataset([str(collected / 'bags')], str(collected / 'map.yaml'),
+                           val_fraction=0.0, progress=False).instructions
+    opening = [t for t in texts if 'close' not in t and 'shut' not in t]
+    assert opening and len(opening) < len(texts), texts
+    new = ['please pull the drawer open', 'get the drawer open', 'slide the drawer out']
+    (tmp_path / 'para.yaml').write_text(yaml.safe_dump(
+        {'groups': {'drawer-open': opening + new}}))
+    path = write_config(collected, 'paraphrased', epochs=1)
+    cfg_map = yaml.safe_load(path.read_text())
+    cfg_map['data'].update(paraphrases=str(tmp_path / 'para.yaml'),
+                           paraphrase_probability=1.0)
+    path.write_text(yaml.safe_dump(cfg_map))
+    cfg = load_train_config(path)
+    lines = []
+    trainer = Trainer(cfg, [str(collected / 'bags')], tmp_path / 'run', progress=False,
+                      log=lines.append)
+    assert any(f'paraphrases: {len(opening)} of {len(texts)} instructions have paraphrases'
+               in line for line in lines), lines
+    batch = collate([trainer.dataset.train[i] for i in range(len(trainer.dataset.train))])
+    gen = torch.Generator().manual_seed(0)
+    out = prepare_batch(batch, trainer.policy, None, 0, gen, training=True,
+                        paraphrases=trainer.paraphrases, paraphrase_probability=1.0)
+    for before, after in zip(batch['instruction'], out['instruction'], strict=True):
+        if before in opening:
+            assert after in opening + new
+        else:
+            assert after == before             # not in any group: the recorded words
+    assert set(out['instruction']) & set(new)  # some samples read a new phrasing
+    assert torch.equal(out['instruction_group'], batch['instruction_group'])
+    ids, _ = trainer.policy.tokenize(out['instruction'])
+    assert torch.equal(out['token_ids'], ids)  # the network reads the drawn words
+    kept = prepare_batch(batch, trainer.policy, None, 0, gen, training=False,
+                         paraphrases=trainer.paraphrases, paraphrase_probability=1.0)
+    assert kept['instruction'] == batch['instruction']
+    trainer.run()
+    assert (tmp_path / 'run' / 'best' / 'model.safetensors').is_file()
+    # A file written for other data matches nothing: refused, not silently ignored.
+    (tmp_path / 'other.yaml').write_text(yaml.safe_dump(
+        {'groups': {'lock': ['lock the door', 'turn the lock lever down']}}))
+    cfg.data.paraphrases = str(tmp_path / 'other.yaml')
+    with pytest.raises(ConfigError, match=r"other\.yaml: none of the \d+ instructions in the "
+                                          r"training data is in a paraphrase group"):
+        Trainer(cfg, [str(collected / 'bags')], tmp_path / 'run2', progress=False,
+                log=lambda *_: None)

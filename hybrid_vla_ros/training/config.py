@@ -66,6 +66,13 @@ class DataConfig:
     augment_proprio_fields: List[str] = spec(
         default_factory=list, doc='proprioception fields the noise applies to, by name '
         '(e.g. ee_pose.position.x); empty = every field')
+    paraphrases: Optional[str] = spec(
+        None, doc='paraphrase file (groups of instructions that mean the same, '
+        'docs/training.md); in training an instruction found in a group is replaced by a '
+        'member of its group drawn at random; unset = the recorded words only')
+    paraphrase_probability: float = spec(
+        0.5, minimum=0.0, maximum=1.0, doc='chance that a training sample whose instruction '
+        'has paraphrases reads a drawn one (the draw may be the recorded phrasing itself)')
     num_workers: int = spec(0, minimum=0, doc='DataLoader worker processes')
 
 
@@ -170,6 +177,9 @@ def load_train_config(path) -> TrainConfig:
     try:
         data_cfg = from_mapping(DataConfig, data.get('data'), 'data')
         data_cfg.topic_map = str(find_file(data_cfg.topic_map, path, 'data.topic_map'))
+        if data_cfg.paraphrases is not None:
+            data_cfg.paraphrases = str(find_file(data_cfg.paraphrases, path,
+                                                 'data.paraphrases'))
         cfg = TrainConfig(model=model, data=data_cfg,
                           optim=from_mapping(OptimConfig, data.get('optim'), 'optim'),
                           source=str(path))
@@ -207,10 +217,11 @@ def _read_train_yaml(path, chain: tuple) -> dict:
         base['model'] = str(find_file(model, base_path, 'model'))
     elif isinstance(model, dict) and isinstance(model.get('base'), str):
         base['model'] = dict(model, base=str(find_file(model['base'], base_path, 'model.base')))
-    topic_map = (base.get('data') or {}).get('topic_map')
-    if isinstance(topic_map, str):
-        base['data'] = dict(base['data'],
-                            topic_map=str(find_file(topic_map, base_path, 'data.topic_map')))
+    for key in ('topic_map', 'paraphrases'):
+        name = (base.get('data') or {}).get(key)
+        if isinstance(name, str):
+            base['data'] = dict(base['data'],
+                                **{key: str(find_file(name, base_path, f'data.{key}'))})
     return merge_mappings(base, {k: v for k, v in data.items() if k != 'base'})
 
 

@@ -39,6 +39,7 @@ from ..model.losses import hybrid_objective
 from ..schema import ConfigError
 from .config import PARTS, StageConfig, TrainConfig
 from .distributed import Distributed
+from .paraphrases import Paraphrases
 
 STATE_FILE = 'training_state.pt'
 
@@ -220,21 +221,28 @@ def proprio_noise_scale(data_cfg, names: Sequence[str]) -> Optional[torch.Tensor
 
 def prepare_batch(batch: Dict, policy, language_cache: Optional[LanguageCache],
                   augment: int, generator: torch.Generator, training: bool,
-                  proprio_scale: Optional[torch.Tensor] = None) -> Dict:
+                  proprio_scale: Optional[torch.Tensor] = None,
+                  paraphrases: Optional[Paraphrases] = None,
+                  paraphrase_probability: float = 0.0) -> Dict:
     """A collated batch plus what the objective needs: token ids and mask, cached language
     tokens when `language_cache` is given, and in training the random image shift of up
-    to `augment` pixels and the proprioception noise of `proprio_scale` (see
-    `proprio_noise`); validation batches (`training` False) stay unaugmented."""
+    to `augment` pixels, the proprioception noise of `proprio_scale` (see
+    `proprio_noise`) and instructions replaced by paraphrases (`Paraphrases.sample`, the
+    ``instruction`` list of the result holds the words the network read); validation
+    batches (`training` False) stay unaugmented."""
     out = dict(batch)
     if training:
         out['images'] = shift_augment(batch['images'], augment, generator)
         if proprio_scale is not None:
             out['proprio_input'] = proprio_noise(batch['proprio'], policy.proprio_std,
                                                  proprio_scale, generator)
-    ids, mask = policy.tokenize(batch['instruction'])
+        if paraphrases is not None and paraphrase_probability > 0:
+            out['instruction'] = paraphrases.sample(batch['instruction'],
+                                                    paraphrase_probability, generator)
+    ids, mask = policy.tokenize(out['instruction'])
     out['token_ids'], out['mask'] = ids, mask
     if language_cache is not None:
-        out['language_tokens'] = language_cache(batch['instruction'])
+        out['language_tokens'] = language_cache(out['instruction'])
     return out
 
 
@@ -294,6 +302,12 @@ class Trainer:
             raise ConfigError('the training split is empty: give more episodes or lower '
                               'data.val_fraction')
         self.log(f'data: {self.dataset.summary}')
+        self.paraphrases = None
+        if cfg.data.paraphrases is not None:
+            self.paraphrases = Paraphrases.load(cfg.data.paraphrases)
+            train_texts = {t for i in self.dataset.train_episodes
+                           for t in self.dataset.episodes[i].instructions}
+            self.log(self.paraphrases.require_coverage(sorted(train_texts)))
         self.stages = cfg.stages()
         self.state = {'stage': 0, 'stage_step': 0, 'global_step': 0, 'epoch_in_stage': 0,
                       'best_val': float('inf')}
@@ -411,7 +425,9 @@ class Trainer:
                     group['lr'] = o.lr * stage.lr_scale * factor
                 b = prepare_batch(batch, self.policy, cache, data_cfg.augment_shift,
                                   self.generator, training=True,
-                                  proprio_scale=self.proprio_scale)
+                                  proprio_scale=self.proprio_scale,
+                                  paraphrases=self.paraphrases,
+                                  paraphrase_probability=data_cfg.paraphrase_probability)
                 terms = training_step(objective, optimizer, params, b, stage, o.grad_clip,
                                       on_non_finite=partial(self._non_finite, batch=batch))
                 self.state['stage_step'] += 1
