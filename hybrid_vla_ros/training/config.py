@@ -24,6 +24,9 @@ from ..schema import ConfigError, from_mapping, load_yaml, spec, to_mapping
 
 PARTS = ('vision', 'language', 'fusion', 'decoder', 'modular')
 STRATEGIES = ('e2e', 'staged', 'hybrid')
+# `data:` keys that name files: resolved against the YAML that names them (`find_file`),
+# both in a config and in the base configs it extends.
+DATA_FILE_KEYS = ('topic_map', 'paraphrases')
 
 
 @dataclasses.dataclass
@@ -176,10 +179,10 @@ def load_train_config(path) -> TrainConfig:
         raise ConfigError(f'{path}: model: expected a path or a mapping, got {model!r}')
     try:
         data_cfg = from_mapping(DataConfig, data.get('data'), 'data')
-        data_cfg.topic_map = str(find_file(data_cfg.topic_map, path, 'data.topic_map'))
-        if data_cfg.paraphrases is not None:
-            data_cfg.paraphrases = str(find_file(data_cfg.paraphrases, path,
-                                                 'data.paraphrases'))
+        for key in DATA_FILE_KEYS:
+            name = getattr(data_cfg, key)
+            if name is not None:
+                setattr(data_cfg, key, str(find_file(name, path, f'data.{key}')))
         cfg = TrainConfig(model=model, data=data_cfg,
                           optim=from_mapping(OptimConfig, data.get('optim'), 'optim'),
                           source=str(path))
@@ -217,7 +220,7 @@ def _read_train_yaml(path, chain: tuple) -> dict:
         base['model'] = str(find_file(model, base_path, 'model'))
     elif isinstance(model, dict) and isinstance(model.get('base'), str):
         base['model'] = dict(model, base=str(find_file(model['base'], base_path, 'model.base')))
-    for key in ('topic_map', 'paraphrases'):
+    for key in DATA_FILE_KEYS:
         name = (base.get('data') or {}).get(key)
         if isinstance(name, str):
             base['data'] = dict(base['data'],
