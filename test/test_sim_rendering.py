@@ -145,3 +145,33 @@ def test_wrist_camera_follows_the_hand():
     assert np.linalg.norm(data.cam_xpos[cam] - start) > 0.05  # the hand (and camera) moved
     assert sizes[1] > 1.5 * sizes[0]  # nearer the block
     env.close()
+
+
+def test_images_rendered_on_read_are_those_of_the_observed_state():
+    """`render_on_read` (what eval-sim uses) renders the frame of the state the observation
+    was taken in, the same pixels as rendering at once, and refuses to render a frame for
+    an observation the env has moved past."""
+    from hybrid_vla_ros.sim.env import RenderedOnRead, StaleObservation
+    eager = make_env('metaworld', 'drawer-open', seed=3, image_size=64)
+    lazy = make_env('metaworld', 'drawer-open', seed=3, image_size=64)
+    lazy.render_on_read = True
+    try:
+        obs_e, obs_l = eager.reset(), lazy.reset()
+        assert isinstance(obs_l.images, RenderedOnRead)
+        assert list(obs_l.images) == list(obs_e.images) == ['front']
+        for _ in range(6):
+            action = eager.expert_action(obs_e)
+            assert np.array_equal(action, lazy.expert_action(obs_l))
+            obs_e, _, _ = eager.step(action)
+            obs_l, _, _ = lazy.step(action)
+        assert np.array_equal(obs_l.images['front'], obs_e.images['front'])
+        assert obs_l.images['front'].shape == (64, 64, 3)
+        unread = lazy.observe()
+        lazy.step(lazy.expert_action(unread))
+        with pytest.raises(StaleObservation, match='after the env stepped'):
+            unread.images['front']
+        with pytest.raises(KeyError):
+            lazy.observe().images['no-such-camera']
+    finally:
+        eager.close()
+        lazy.close()

@@ -247,6 +247,9 @@ class _TaskJob:
                        image_size=(spec.cameras[0]['height'], spec.cameras[0]['width']),
                        cameras=[c['name'] for c in spec.cameras],
                        start_jitter=self.start_jitter)
+        # Only the frames the policy encodes are rendered: the results are the same, the
+        # expert's episodes render nothing and a policy that replans every N ticks one in N.
+        env.render_on_read = True
         row: Dict[str, List[dict]] = {'train': [], 'held_out': [], 'expert': []}
         try:
             for i in range(self.episodes):

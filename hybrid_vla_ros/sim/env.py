@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from typing import Dict, Optional, Sequence, Tuple, Union
+from collections.abc import Mapping
+from typing import Dict, Iterator, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -41,7 +42,8 @@ class Observation:
     Attributes:
         step: control step index (0 at reset).
         time: simulation time of the step in seconds (step * control_period).
-        images: camera name -> (H, W, 3) uint8 RGB, upright; empty with no cameras.
+        images: camera name -> (H, W, 3) uint8 RGB, upright; empty with no cameras. A
+            `RenderedOnRead` mapping when the env's `render_on_read` is set.
         proprio: (P,) float32; Meta-World: end-effector xyz (m) + gripper opening (0..1),
             arm: joint positions (rad).
         joint_names: names of `joint_positions` (Meta-World ends with ``gripper``).
@@ -54,7 +56,7 @@ class Observation:
 
     step: int
     time: float
-    images: Dict[str, np.ndarray]
+    images: Mapping
     proprio: np.ndarray
     joint_names: Tuple[str, ...]
     joint_positions: np.ndarray
@@ -96,6 +98,47 @@ class JointCommand:
 Command = Union[EndEffectorCommand, JointCommand]
 
 
+class StaleObservation(RuntimeError):
+    """A `RenderedOnRead` observation's images were first read after its env moved on."""
+
+
+class RenderedOnRead(Mapping):
+    """Camera name -> (H, W, 3) uint8 image, rendered on the first read, not at the step.
+
+    Rendering is most of a simulated control step's cost on a CPU (a few ms per 128x128
+    frame against about 1 ms of physics), and many observations are never looked at: the
+    scripted expert reads the state, and a policy that replans every N ticks encodes one
+    frame in N. The images are those of the state the observation was taken in; reading
+    them after the env has stepped or reset raises `StaleObservation` instead of
+    returning a later frame.
+    """
+
+    def __init__(self, env: SimEnv) -> None:
+        self._env = env
+        self._moment = env._moment
+        self._images: Optional[Dict[str, np.ndarray]] = None
+
+    def _rendered(self) -> Dict[str, np.ndarray]:
+        if self._images is None:
+            if self._env._moment != self._moment:
+                raise StaleObservation(
+                    f'{self._env.task.name}: the images of an observation were first read '
+                    'after the env stepped; read them before the next step() or reset()')
+            self._images = self._env.render()
+        return self._images
+
+    def __getitem__(self, camera: str) -> np.ndarray:
+        if camera not in self._env.cameras:
+            raise KeyError(camera)
+        return self._rendered()[camera]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._env.cameras)
+
+    def __len__(self) -> int:
+        return len(self._env.cameras)
+
+
 class SimEnv(abc.ABC):
     """One task of a suite: reset from a seed, step with actions, render, expert, units.
 
@@ -115,6 +158,9 @@ class SimEnv(abc.ABC):
     action_dim: int
     start_jitter: float = 0.0  # metres per axis; only the metaworld suite varies its start
     default_cameras: Tuple[str, ...] = ('front',)
+    # True: observations render their images when first read (`RenderedOnRead`), which a
+    # closed-loop evaluation uses; False: every observation renders at once (recording).
+    render_on_read: bool = False
 
     def __init__(self, task: TaskSpec, seed: int = 0, image_size=128,
                  cameras: Optional[Sequence[str]] = None) -> None:
@@ -127,6 +173,7 @@ class SimEnv(abc.ABC):
         self._first_success: Optional[int] = None
         self._success = False
         self._started = False
+        self._moment = 0  # counts resets and steps; a `RenderedOnRead` checks it
 
     # ----------------------------------------------------------------- episode loop
     def reset(self, seed: Optional[int] = None) -> Observation:
@@ -134,6 +181,7 @@ class SimEnv(abc.ABC):
         if seed is not None:
             self.seed = int(seed)
         self._reset_sim(np.random.default_rng(self.seed))
+        self._moment += 1
         self._started = True
         self._steps = 0
         self._first_success = None
@@ -160,6 +208,7 @@ class SimEnv(abc.ABC):
         if not np.all(np.isfinite(action)):
             raise ValueError(f'{self.task.name}: action has NaN or Inf: {action}')
         self._step_sim(action)
+        self._moment += 1
         self._steps += 1
         self._success = self._evaluate_success()
         if self._success and self._first_success is None:
@@ -191,11 +240,13 @@ class SimEnv(abc.ABC):
 
     # ----------------------------------------------------------------- sensing
     def observe(self) -> Observation:
-        """The observation of the current state (renders every camera)."""
+        """The observation of the current state (renders every camera, now or, with
+        `render_on_read`, when its images are first read)."""
         names, positions = self.joint_state()
         position, orientation = self.ee_pose()
+        images = RenderedOnRead(self) if self.render_on_read else self.render()
         return Observation(step=self._steps, time=self._steps * self.control_period,
-                           images=self.render(), proprio=self.proprio(),
+                           images=images, proprio=self.proprio(),
                            joint_names=names, joint_positions=positions,
                            ee_position=position, ee_orientation=orientation,
                            state=self._expert_state())
