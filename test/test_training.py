@@ -248,6 +248,18 @@ def test_init_from_starts_from_a_checkpoint_and_refuses_another_architecture(col
     with pytest.raises(ConfigError, match=r'model\.fusion\.layers \(2 here, 1 in the checkpoint'):
         Trainer(other, [str(collected / 'bags')], collected / 'run_init_other',
                 progress=False, log=lambda *_: None)
+    # A setting that changes no weight (here the fusion's dropout; for the shipped MT50
+    # model `language.pool`) warm-starts a variant from the trained weights, and says so.
+    variant = load_train_config(write_config(collected, 'init_variant', epochs=1, lr=1e-4,
+                                             init_from=str(source / 'last')))
+    variant.model = dict(TINY_MODEL, fusion=dict(TINY_MODEL['fusion'], dropout=0.3))
+    messages = []
+    trainer = Trainer(variant, [str(collected / 'bags')], collected / 'run_init_variant',
+                      progress=False, log=messages.append)
+    start = trainer.policy.state_dict()
+    assert all(torch.equal(start[k], v) for k, v in saved.state_dict().items())
+    assert trainer.policy.cfg.to_mapping()['fusion']['dropout'] == 0.3
+    assert any('model.fusion.dropout: 0.1 -> 0.3' in m for m in messages), messages
     missing = load_train_config(write_config(collected, 'init_missing',
                                              init_from=str(collected / 'nowhere')))
     with pytest.raises(ConfigError, match='nowhere: directory does not exist'):

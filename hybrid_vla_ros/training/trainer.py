@@ -157,25 +157,56 @@ def build_from_data(cfg: TrainConfig, dataset: EpisodeDataset):
     return policy
 
 
-def init_from_checkpoint(policy, directory) -> None:
+# Model keys a warm start may never change: they fix what the network reads and writes.
+SPEC_KEYS = ('observation', 'action', 'instruction_max_tokens')
+
+
+def init_from_checkpoint(policy, directory) -> List[str]:
     """Start `policy` (built for this run's data) from the weights and normalization
     statistics of the checkpoint in `directory` (fine-tuning).
 
-    The checkpoint's architecture and observation/action spec must equal the policy's;
-    training-only loss settings may differ. Keeping the checkpoint's normalization keeps
-    its action scale, so the network starts where it was. Raises `ConfigError` naming the
-    first differing key.
+    The checkpoint's observation/action spec must equal the policy's, and its stored
+    weights must fit the policy's one for one (same names, same shapes). Model settings
+    that change no weight (``language.pool``, dropout, ...) may differ: that is how a
+    variant is warm-started from trained weights instead of from scratch; they are returned
+    (``'model.language.pool: mean -> none'``) for the log. Training-only loss settings may
+    differ too. Keeping the checkpoint's normalization keeps its action scale, so the
+    network starts where it was. Raises `ConfigError` naming the first differing key when
+    the weights do not fit.
     """
     source = load_checkpoint(directory)
     policy.set_normalization(source.cfg.normalization.action, source.cfg.normalization.proprio)
-    if policy.cfg.architecture_hash() != source.cfg.architecture_hash():
-        ours, theirs = ({k: v for k, v in c.to_mapping().items() if k not in HASH_EXCLUDED}
-                        for c in (policy.cfg, source.cfg))
-        key = _first_difference(ours, theirs, 'model')
-        raise ConfigError(f'optim.init_from: checkpoint {directory} does not match this run '
-                          f'at {key}; fine-tune with the checkpoint\'s model section and '
-                          'data with the same cameras, image size, proprio and action fields')
-    policy.load_state_dict(stored_state(source), strict=False)
+    ours, theirs = ({k: v for k, v in c.to_mapping().items() if k not in HASH_EXCLUDED}
+                    for c in (policy.cfg, source.cfg))
+
+    def refuse(key: str) -> ConfigError:
+        return ConfigError(f'optim.init_from: checkpoint {directory} does not match this run '
+                           f'at {key}; fine-tune with the checkpoint\'s model section and '
+                           'data with the same cameras, image size, proprio and action fields')
+
+    spec_difference = _first_difference({k: ours.get(k) for k in SPEC_KEYS},
+                                        {k: theirs.get(k) for k in SPEC_KEYS}, 'model')
+    if spec_difference:
+        raise refuse(spec_difference)
+    # Heads of the training-only objectives (`modular.*`) come and go with the loss
+    # settings; every other weight must be there on both sides with the same shape.
+    stored, wanted = stored_state(source), stored_state(policy)
+    shapes, fits = ({k: tuple(v.shape) for k, v in d.items() if not k.startswith('modular.')}
+                    for d in (stored, wanted))
+    common = set(stored) & set(wanted)
+    if shapes != fits or any(stored[k].shape != wanted[k].shape for k in common):
+        raise refuse(_first_difference(ours, theirs, 'model')
+                     or 'its weights (the same settings, other parameters)')
+    policy.load_state_dict({k: stored[k] for k in common}, strict=False)
+    return _differences(ours, theirs, 'model')
+
+
+def _differences(a, b, path: str) -> List[str]:
+    """Every leaf that differs between two mappings, as ``'path: theirs -> ours'``."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for key in sorted(set(a) | set(b))
+                for d in _differences(a.get(key), b.get(key), f'{path}.{key}')]
+    return [] if a == b else [f'{path}: {b!r} -> {a!r}']
 
 
 def _first_difference(a, b, path: str) -> str:
@@ -319,8 +350,11 @@ class Trainer:
                                   'to continue it or choose another --out')
             self.policy = build_from_data(cfg, self.dataset)
             if o.init_from:
-                init_from_checkpoint(self.policy, o.init_from)
+                changed = init_from_checkpoint(self.policy, o.init_from)
                 self.log(f'weights and normalization from {o.init_from}')
+                if changed:
+                    self.log('model settings changed from the checkpoint (its weights fit): '
+                             + '; '.join(changed))
         self.policy.train()
         self.proprio_scale = proprio_noise_scale(cfg.data, self.dataset.proprio_names)
         self.generator = torch.Generator().manual_seed(o.seed + 1000 * self.dist.rank)
