@@ -2,9 +2,10 @@
 # Reproduce the MT50 policy (models/mt50) from scratch, the way the shipped checkpoint was
 # made: collect the scripted experts of all 50 Meta-World v3 tasks (50 episodes per task,
 # seeds 0-49) and 75 more episodes (seeds 50-124) of the fourteen tasks stage 3 adds,
-# train the three stages (config/train/mt50_stage{1,2,3}.yaml, each starting from the
-# previous one's best weights), export, evaluate by the published protocol (50 episodes
-# per task from seed 1000, training and held-out phrasings beside the expert).
+# train the four stages (config/train/mt50_stage{1,2,3,4}.yaml, each starting from the
+# previous one's best weights; stage 4 reads instruction paraphrases), export, evaluate by
+# the published protocol (50 episodes per task from seed 1000, training and held-out
+# phrasings beside the expert).
 # `make train-mt50` runs this and prints how long each part took.
 #
 # It takes longer than one working session on a 2-core machine (docs/mt50.md has the
@@ -51,6 +52,7 @@ T1=$(stamp)
 train_stage 1 "$DATA"
 train_stage 2 "$DATA"
 train_stage 3 "$DATA" "$EXTRA"
+train_stage 4 "$DATA" "$EXTRA"
 T2=$(stamp)
 $BIN/hybrid-vla export --checkpoint "$MODEL"
 T3=$(stamp)
