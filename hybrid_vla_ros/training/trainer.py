@@ -191,33 +191,34 @@ def init_from_checkpoint(policy, directory) -> List[str]:
     # Heads of the training-only objectives (`modular.*`) come and go with the loss
     # settings; every other weight must be there on both sides with the same shape.
     stored, wanted = stored_state(source), stored_state(policy)
-    shapes, fits = ({k: tuple(v.shape) for k, v in d.items() if not k.startswith('modular.')}
-                    for d in (stored, wanted))
+    checkpoint_shapes, policy_shapes = (
+        {k: tuple(v.shape) for k, v in d.items() if not k.startswith('modular.')}
+        for d in (stored, wanted))
     common = set(stored) & set(wanted)
-    if shapes != fits or any(stored[k].shape != wanted[k].shape for k in common):
+    if (checkpoint_shapes != policy_shapes
+            or any(stored[k].shape != wanted[k].shape for k in common)):
         raise refuse(_first_difference(ours, theirs, 'model')
                      or 'its weights (the same settings, other parameters)')
     policy.load_state_dict({k: stored[k] for k in common}, strict=False)
-    return _differences(ours, theirs, 'model')
+    return [f'{path}: {old!r} -> {new!r}' for path, new, old in _differences(ours, theirs, 'model')]
 
 
-def _differences(a, b, path: str) -> List[str]:
-    """Every leaf that differs between two mappings, as ``'path: theirs -> ours'``."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        return [d for key in sorted(set(a) | set(b))
-                for d in _differences(a.get(key), b.get(key), f'{path}.{key}')]
-    return [] if a == b else [f'{path}: {b!r} -> {a!r}']
-
-
-def _first_difference(a, b, path: str) -> str:
-    """The dotted path of the first value that differs between two mappings ('' if none)."""
+def _differences(a, b, path: str):
+    """Every leaf that differs between two mappings, in key order: (dotted path, value in
+    `a`, value in `b`) tuples."""
     if isinstance(a, dict) and isinstance(b, dict):
         for key in sorted(set(a) | set(b)):
-            found = _first_difference(a.get(key), b.get(key), f'{path}.{key}')
-            if found:
-                return found
-        return ''
-    return '' if a == b else f'{path} ({a!r} here, {b!r} in the checkpoint)'
+            yield from _differences(a.get(key), b.get(key), f'{path}.{key}')
+    elif a != b:
+        yield path, a, b
+
+
+def _first_difference(ours, theirs, path: str) -> str:
+    """The dotted path of the first value that differs between two mappings, with both
+    values ('' if none)."""
+    for where, here, there in _differences(ours, theirs, path):
+        return f'{where} ({here!r} here, {there!r} in the checkpoint)'
+    return ''
 
 
 def proprio_noise(proprio: torch.Tensor, std: torch.Tensor, scale: torch.Tensor,
