@@ -2,8 +2,9 @@
 # Reproduce the MT50 policy (models/mt50) from scratch, the way the shipped checkpoint was
 # made: collect the scripted experts of all 50 Meta-World v3 tasks (50 episodes per task,
 # seeds 0-49) and 75 more episodes (seeds 50-124) of the fourteen tasks stage 3 adds,
-# train the four stages (config/train/mt50_stage{1,2,3,4}.yaml, each starting from the
-# previous one's best weights; stage 4 reads instruction paraphrases), export, evaluate by
+# train the five stages (config/train/mt50_stage{1,2,3,4,5}.yaml, each starting from the
+# previous one's best weights; stage 4 reads instruction paraphrases, stage 5 switches
+# the language input to per-token states), export, evaluate by
 # the published protocol (50 episodes per task from seed 1000, training and held-out
 # phrasings beside the expert).
 # `make train-mt50` runs this and prints how long each part took.
@@ -30,7 +31,7 @@ stamp() { date +%s; }
 minutes() { echo $(( ($2 - $1) / 60 )); }
 
 # train STAGE DATA...: run (or resume) one stage into $RUN/stageN, starting from $MODEL
-# for stages 2 and 3, then copy its best weights to $MODEL for the next stage.
+# for stages 2 to 5, then copy its best weights to $MODEL for the next stage.
 train_stage() {
   local stage=$1; shift
   local out="$RUN/stage$stage" config="config/train/mt50_stage$stage.yaml"
@@ -53,6 +54,7 @@ train_stage 1 "$DATA"
 train_stage 2 "$DATA"
 train_stage 3 "$DATA" "$EXTRA"
 train_stage 4 "$DATA" "$EXTRA"
+train_stage 5 "$DATA" "$EXTRA"
 T2=$(stamp)
 $BIN/hybrid-vla export --checkpoint "$MODEL"
 T3=$(stamp)
