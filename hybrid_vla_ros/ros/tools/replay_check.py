@@ -14,7 +14,8 @@ what ``eval-bag`` predicts for the same bag.
    commands the policy publishes (``ee_command`` twist + ``gripper_command``) are
    recorded to a rosbag2.
 3. Each recorded command is matched to the offline step with the same stamp (commands
-   carry the stamp of the image they answer); differences above the tolerance are
+   carry the stamp of the image they answer; the first step, answered while priming and
+   again when played, on its last answer); differences above the tolerance are
    mismatches, offline steps without a command are reported as missed.
 
 Only end-effector twist policies (the built-in suite's command form) are checked.
@@ -249,8 +250,10 @@ def replay_check(checkpoint, bag, out, rate: float = 0.25,
         driver.node.destroy_timer(clock_timer)
         driver.node.destroy_publisher(clock_pub)
         # Prime the graph with the bag's first step until its command comes back: then
-        # every reader on the way has matched its writer and no timed frame is lost. The
-        # replayed first step's second answer is identical and ignored.
+        # every reader on the way has matched its writer and no timed frame is lost. An
+        # answer while priming may be a hold (on a loaded machine the image can arrive
+        # before the proprioception's reader has matched), so the first step is scored on
+        # its last answer, the timed playback's, below.
         deadline = time.monotonic() + 30.0
         while first_stamp not in driver.commands:
             if time.monotonic() > deadline:
@@ -281,10 +284,14 @@ def replay_check(checkpoint, bag, out, rate: float = 0.25,
     received = driver.commands
     matched, mismatches, seen = 0, [], set()
     max_diff = np.zeros(4)
-    for (_, stamp, linear), grip in zip(twists, _pair_gripper(twists, grippers), strict=True):
+    answers = list(zip(twists, _pair_gripper(twists, grippers), strict=True))
+    # The primed first step was answered several times; its last answer is the timed one.
+    primed = [i for i, ((_, stamp, _), _) in enumerate(answers) if stamp == first_stamp]
+    primed_last = primed[-1] if primed else None
+    for i, ((_, stamp, linear), grip) in enumerate(answers):
         t = offline.get(stamp)
-        if t is None or t in seen:
-            continue  # a hold before playback (no image) or a repeated answer
+        if t is None or t in seen or (stamp == first_stamp and i != primed_last):
+            continue  # a hold before playback (no image), a priming or a repeated answer
         seen.add(t)
         online = np.array([*linear, np.nan if grip is None else grip])
         expected_action = score.predicted[t, 0].astype(np.float64)
