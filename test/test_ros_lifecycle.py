@@ -66,6 +66,11 @@ def test_policy_transitions_through_the_lifecycle_services(checkpoint, tmp_path,
         status = _wait_message(driver, '/policy', 'disabled (inactive)')
         # Inputs are watched while inactive.
         _wait_message(driver, '/policy', 'disabled')
+        # A status snapshot taken while configuring can land after the first inactive one;
+        # an inactive status must carry the input ages.
+        assert driver.wait_status(
+            '/policy', lambda st: {kv.key: kv.value for kv in st.values}.get('lifecycle')
+            == 'inactive', 10.0)
         assert 'joint_states_age_ms' in driver.values('/policy')
         assert not _nonzero_twists(driver, 1.0)
         assert driver.say('open the drawer')
