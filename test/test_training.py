@@ -224,6 +224,61 @@ def test_resume_continues_from_the_saved_step(collected):
     assert all(torch.equal(before[k], after[k]) for k in before)
 
 
+def test_weight_average_is_what_best_keeps_and_resume_continues_it(collected):
+    """optim.ema_decay: best/ holds the averaged weights, last/ the raw ones plus the
+    average, and a resumed run keeps averaging from where it stopped."""
+    out = collected / 'run_ema'
+    one = write_config(collected, 'ema1', epochs=1, ema_decay=0.9)
+    Trainer(load_train_config(one), [str(collected / 'bags')], out, progress=False,
+            log=lambda *_: None).run()
+    steps_one = records(out, 'stage_end')[-1]['step']
+    state = torch.load(out / 'last' / 'training_state.pt', weights_only=False)
+    assert state['ema']['updates'] == steps_one and state['ema']['decay'] == 0.9
+    best = load_checkpoint(out / 'best')
+    raw = load_checkpoint(out / 'last')
+    trainable = [n for n, p in raw.named_parameters() if p.requires_grad]
+    assert len(state['ema']['shadow']) == len(trainable)
+    best_params, raw_params = dict(best.named_parameters()), dict(raw.named_parameters())
+    # The one validation of a one-epoch run saved best/ from the average, not the raw weights.
+    for name, avg in zip(trainable, state['ema']['shadow'], strict=True):
+        assert torch.allclose(best_params[name], avg), name
+    assert any(not torch.equal(best_params[n], raw_params[n]) for n in trainable)
+    # Resumed for a second epoch: the average goes on counting steps, not starting over.
+    saved = yaml.safe_load((out / 'train_config.yaml').read_text())
+    saved['optim']['epochs'] = 2
+    (out / 'train_config.yaml').write_text(yaml.safe_dump(saved))
+    two = write_config(collected, 'ema2', epochs=2, ema_decay=0.9)
+    Trainer(load_train_config(two), [str(collected / 'bags')], out, resume=True,
+            progress=False, log=lambda *_: None).run()
+    state = torch.load(out / 'last' / 'training_state.pt', weights_only=False)
+    assert state['ema']['updates'] == 2 * steps_one
+
+
+def test_weight_average_math_and_swap():
+    from hybrid_vla_ros.training.weight_average import WeightAverage
+    p = torch.nn.Parameter(torch.zeros(3))
+    avg = WeightAverage([p], decay=0.5)
+    values = []
+    for v in (1.0, 2.0, 3.0):
+        with torch.no_grad():
+            p.fill_(v)
+        avg.update()
+        values.append(v)
+    # Ramp: d = min(0.5, (1 + n) / (10 + n)) = 0.1, 0.18..., 0.25 for n = 0, 1, 2.
+    expected = 0.0
+    for n, v in enumerate(values):
+        d = min(0.5, (1 + n) / (10 + n))
+        expected = d * expected + (1 - d) * v
+    assert torch.allclose(avg.shadow[0], torch.full((3,), expected))
+    with avg.swapped_in():
+        assert torch.allclose(p.detach(), torch.full((3,), expected))
+    assert torch.equal(p.detach(), torch.full((3,), 3.0))
+    with pytest.raises(ValueError, match='does not match'):
+        WeightAverage([torch.nn.Parameter(torch.zeros(2))], 0.5).load_state_dict(avg.state_dict())
+    with pytest.raises(ValueError, match='decay'):
+        WeightAverage([p], 1.0)
+
+
 def test_init_from_starts_from_a_checkpoint_and_refuses_another_architecture(collected):
     source = collected / 'run_init_source'
     Trainer(load_train_config(write_config(collected, 'init_source', epochs=2)),

@@ -100,6 +100,11 @@ class OptimConfig:
     min_lr_ratio: float = spec(0.05, minimum=0.0, maximum=1.0,
                                doc='cosine floor as a fraction of the stage learning rate')
     grad_clip: float = spec(1.0, minimum=0.0, doc='max gradient norm (0 = no clipping)')
+    ema_decay: float = spec(
+        0.0, minimum=0.0, maximum=0.99999, doc='exponential moving average of the trainable '
+        'weights, per step (e.g. 0.999; 0 = off): validation, best/ and the exported model '
+        'use the averaged weights, last/ keeps the raw ones to resume from; restarted at '
+        'each stage')
     lambda_e2e: float = spec(1.0, minimum=0.0, doc='hybrid / e2e: weight of L_e2e')
     lambda_modular: float = spec(0.1, minimum=0.0, doc='hybrid: weight of L_modular')
     stages: Optional[List[StageConfig]] = spec(None, doc='explicit stages (override the '

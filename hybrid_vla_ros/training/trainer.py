@@ -15,6 +15,7 @@ Output directory layout::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -40,6 +41,7 @@ from ..schema import ConfigError
 from .config import PARTS, StageConfig, TrainConfig
 from .distributed import Distributed
 from .paraphrases import Paraphrases
+from .weight_average import WeightAverage
 
 STATE_FILE = 'training_state.pt'
 
@@ -364,6 +366,7 @@ class Trainer:
             (self.out / 'train_config.yaml').write_text(
                 yaml.safe_dump(cfg.to_mapping(), sort_keys=False), encoding='utf-8')
         self.metrics_path = self.out / 'metrics.jsonl'
+        self.ema: Optional[WeightAverage] = None
 
     # ------------------------------------------------------------------ resume
     def _resume(self):
@@ -412,6 +415,7 @@ class Trainer:
         cache = LanguageCache(self.policy) if LanguageCache.applies(self.policy) else None
         objective = self.dist.wrap(Objective(self.policy))
         optimizer = make_optimizer(params, o, o.lr * stage.lr_scale)
+        self.ema = WeightAverage(params, o.ema_decay) if o.ema_decay > 0 else None
         sampler = self.dist.sampler(self.dataset.train, seed=o.seed)
         steps_per_epoch = len(self._loader(sampler, 0))
         if steps_per_epoch == 0:
@@ -431,6 +435,8 @@ class Trainer:
             return
         if self.state['stage_step'] and getattr(self, '_resume_state', None):
             optimizer.load_state_dict(self._resume_state['optimizer'])
+            if self.ema is not None and self._resume_state.get('ema') is not None:
+                self.ema.load_state_dict(self._resume_state['ema'])
             torch.set_rng_state(self._resume_state['torch_rng'])
             self._resume_state = None
         self.log(f'stage {self.state["stage"] + 1}/{len(self.stages)} {stage.name}: '
@@ -465,6 +471,8 @@ class Trainer:
                                   paraphrase_probability=data_cfg.paraphrase_probability)
                 terms = training_step(objective, optimizer, params, b, stage, o.grad_clip,
                                       on_non_finite=partial(self._non_finite, batch=batch))
+                if self.ema is not None:
+                    self.ema.update()
                 self.state['stage_step'] += 1
                 self.state['global_step'] += 1
                 samples += len(batch['instruction']) * self.dist.world_size
@@ -507,6 +515,15 @@ class Trainer:
 
     # ------------------------------------------------------------------ epoch end
     def _end_of_epoch(self, stage: StageConfig, optimizer, cache) -> None:
+        # With a weight average, the averaged weights are the ones judged and kept as best.
+        averaged = self.ema.swapped_in() if self.ema is not None else contextlib.nullcontext()
+        with averaged:
+            self._judge_epoch(stage, optimizer, cache)
+        if self.dist.is_main:
+            self._save('last', optimizer)
+        self.dist.barrier()
+
+    def _judge_epoch(self, stage: StageConfig, optimizer, cache) -> None:
         val = self.validate(stage, cache)
         record = {'event': 'validation', 'stage': stage.name,
                   'step': self.state['global_step'], **{f'val_{k}': v for k, v in val.items()}}
@@ -519,8 +536,6 @@ class Trainer:
             if stage.lambda_e2e > 0 and metric < self.state['best_val']:
                 self.state['best_val'] = metric
                 self._save('best', optimizer)
-            self._save('last', optimizer)
-        self.dist.barrier()
 
     @torch.no_grad()
     def validate(self, stage: StageConfig, cache) -> Dict[str, float]:
@@ -556,8 +571,10 @@ class Trainer:
                          'topic_map': self.dataset.topic_map.to_mapping(),
                          'episodes': {'train': len(self.dataset.train_episodes),
                                       'validation': len(self.dataset.validation_episodes)}}})
+        ema = getattr(self, 'ema', None)
         torch.save({'progress': dict(self.state), 'optimizer': optimizer.state_dict(),
-                    'torch_rng': torch.get_rng_state()}, tmp / STATE_FILE)
+                    'torch_rng': torch.get_rng_state(),
+                    'ema': ema.state_dict() if ema is not None else None}, tmp / STATE_FILE)
         shutil.rmtree(target, ignore_errors=True)
         tmp.replace(target)
 
