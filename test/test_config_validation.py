@@ -149,3 +149,14 @@ def test_training_config_base_file_states_only_what_changes(tmp_path, monkeypatc
     a.write_text('base: 3\n')
     with pytest.raises(ConfigError, match='base: expected the path of a training YAML'):
         load_train_config(a)
+
+
+def test_ema_decay_out_of_range_is_named(tmp_path):
+    from hybrid_vla_ros.training.config import load_train_config
+    path = tmp_path / 'ema.yaml'
+    path.write_text('optim: {ema_decay: 1.0}\n')
+    with pytest.raises(ConfigError, match='optim.ema_decay'):
+        load_train_config(path)
+    stage6 = load_train_config(f'{REPO}/config/train/mt50_stage6.yaml')
+    assert stage6.optim.ema_decay == 0.999
+    assert stage6.model['language']['pool'] == 'none'  # stage 5's, through base:
