@@ -10,7 +10,8 @@ the task average (per-task differences, paired by seed).
     .venv/bin/python scripts/compare_eval.py models/mt50/eval_stage4 models/mt50/eval
     .venv/bin/python scripts/compare_eval.py OLD/eval_sim.json NEW/eval_sim.json --all
 
-Either argument may be an ``eval_sim.json`` or the directory holding it. Exit status 2 when
+Either argument may be an ``eval_sim.json`` or the directory holding it (a directory of an
+evaluation still running is read from its ``eval_sim.partial.jsonl``). Exit status 2 when
 a file is missing or the two share no task and seed.
 """
 
@@ -24,10 +25,21 @@ SPLITS = ('train', 'held_out')
 
 
 def load(path):
-    """The results document of an eval-sim run (file or its directory)."""
+    """The results document of an eval-sim run (file or its directory). A directory whose
+    run has not finished yet is read from its ``eval_sim.partial.jsonl`` (the tasks done so
+    far), so a running evaluation can be compared as it goes."""
     p = Path(path)
     if p.is_dir():
+        partial = p / 'eval_sim.partial.jsonl'
         p = p / 'eval_sim.json'
+        if not p.is_file() and partial.is_file():
+            tasks, suite = {}, 'metaworld'
+            for line in partial.read_text(encoding='utf-8').splitlines():
+                if line.strip():
+                    entry = json.loads(line)
+                    tasks[entry['task']] = entry['row']
+                    suite = entry.get('settings', {}).get('suite', suite)
+            return partial, {'suite': suite, 'tasks': tasks}
     if not p.is_file():
         print(f'compare_eval: {p} not found (give an eval_sim.json or its directory)',
               file=sys.stderr)

@@ -39,3 +39,17 @@ def test_paired_averages_are_each_runs_own_on_shared_seeds():
 def test_missing_file_is_named():
     r = run(f'{REPO}/no-such-eval', f'{REPO}/models/mt50/eval')
     assert r.returncode == 2 and 'no-such-eval' in r.stderr and 'Traceback' not in r.stderr
+
+
+def test_a_running_evaluation_is_read_from_its_partial_file(tmp_path):
+    """An output directory without eval_sim.json yet: the tasks finished so far."""
+    done = json.load(open(f'{REPO}/models/mt50/eval_stage4/eval_sim.json'))
+    with open(tmp_path / 'eval_sim.partial.jsonl', 'w') as f:
+        for task in ('reach', 'door-lock'):
+            f.write(json.dumps({'settings': {'suite': 'mt50'}, 'task': task,
+                                'row': done['tasks'][task]}) + '\n')
+    r = run(f'{REPO}/models/mt50/eval_stage4', str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert 'eval_sim.partial.jsonl' in r.stdout
+    line = next(x for x in r.stdout.splitlines() if x.startswith('train:'))
+    assert 'over 2 tasks' in line and '+0.0%' in line
