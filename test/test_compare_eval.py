@@ -15,7 +15,7 @@ def run(*args):
 
 
 def test_paired_averages_are_each_runs_own_on_shared_seeds():
-    old, new = f'{REPO}/models/mt50/eval_stage4', f'{REPO}/models/mt50/eval'
+    old, new = f'{REPO}/models/mt50/eval_stage3', f'{REPO}/models/mt50/eval_stage4'
     r = run(old, new)
     assert r.returncode == 0, r.stderr
     docs = [json.load(open(f'{d}/eval_sim.json')) for d in (old, new)]
@@ -37,7 +37,7 @@ def test_paired_averages_are_each_runs_own_on_shared_seeds():
 
 
 def test_missing_file_is_named():
-    r = run(f'{REPO}/no-such-eval', f'{REPO}/models/mt50/eval')
+    r = run(f'{REPO}/no-such-eval', f'{REPO}/models/mt50/eval_stage4')
     assert r.returncode == 2 and 'no-such-eval' in r.stderr and 'Traceback' not in r.stderr
 
 
