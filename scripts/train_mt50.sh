@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Reproduce the MT50 policy (models/mt50) from scratch, the way the shipped checkpoint was
 # made: collect the scripted experts of all 50 Meta-World v3 tasks (50 episodes per task,
-# seeds 0-49) and 75 more episodes (seeds 50-124) of the fourteen tasks stage 3 adds,
-# train the five stages (config/train/mt50_stage{1,2,3,4,5}.yaml, each starting from the
-# previous one's best weights; stage 4 reads instruction paraphrases, stage 5 switches
-# the language input to per-token states), export, evaluate by
+# seeds 0-49), 75 more episodes (seeds 50-124) of the fourteen tasks stage 3 adds and 75
+# more (seeds 125-199) of the ten tasks stage 6 adds, train the six stages
+# (config/train/mt50_stage{1,...,6}.yaml, each starting from the previous one's best
+# weights; stage 4 reads instruction paraphrases, stage 5 switches the language input to
+# per-token states, stage 6 averages the weights), export, evaluate by
 # the published protocol (50 episodes per task from seed 1000, training and held-out
 # phrasings beside the expert).
 # `make train-mt50` runs this and prints how long each part took.
@@ -19,6 +20,7 @@ cd "$(dirname "$0")/.."
 BIN=.venv/bin
 DATA=${DATA:-data/mt50}
 EXTRA=${EXTRA:-data/mt50_extra}
+EXTRA2=${EXTRA2:-data/mt50_extra2}
 RUN=${RUN:-runs/mt50}
 MODEL=${MODEL:-models/mt50}
 EVAL_EPISODES=${EVAL_EPISODES:-50}
@@ -26,12 +28,15 @@ WORKERS=${WORKERS:-2}
 # The tasks the stage-2 screen found weakest (docs/mt50.md); stage 3 adds episodes of them.
 EXTRA_TASKS="dial-turn door-lock handle-pull-side reach reach-wall peg-unplug-side bin-picking
  box-close peg-insert-side soccer hand-insert push-back disassemble stick-pull"
+# The weakest tasks of the stage-5 protocol run; stage 6 adds episodes of them.
+EXTRA2_TASKS="bin-picking soccer reach-wall reach disassemble door-lock peg-insert-side
+ box-close shelf-place basketball"
 
 stamp() { date +%s; }
 minutes() { echo $(( ($2 - $1) / 60 )); }
 
 # train STAGE DATA...: run (or resume) one stage into $RUN/stageN, starting from $MODEL
-# for stages 2 to 5, then copy its best weights to $MODEL for the next stage.
+# for stages 2 to 6, then copy its best weights to $MODEL for the next stage.
 train_stage() {
   local stage=$1; shift
   local out="$RUN/stage$stage" config="config/train/mt50_stage$stage.yaml"
@@ -49,12 +54,16 @@ $BIN/hybrid-vla collect --suite mt50 --episodes 50 --seed 0 --out "$DATA" --work
 # shellcheck disable=SC2086  # the task list is meant to split into words
 $BIN/hybrid-vla collect --suite mt50 --episodes 75 --seed 50 --out "$EXTRA" \
   --workers "$WORKERS" --tasks $EXTRA_TASKS
+# shellcheck disable=SC2086
+$BIN/hybrid-vla collect --suite mt50 --episodes 75 --seed 125 --out "$EXTRA2" \
+  --workers "$WORKERS" --tasks $EXTRA2_TASKS
 T1=$(stamp)
 train_stage 1 "$DATA"
 train_stage 2 "$DATA"
 train_stage 3 "$DATA" "$EXTRA"
 train_stage 4 "$DATA" "$EXTRA"
 train_stage 5 "$DATA" "$EXTRA"
+train_stage 6 "$DATA" "$EXTRA" "$EXTRA2"
 T2=$(stamp)
 $BIN/hybrid-vla export --checkpoint "$MODEL"
 T3=$(stamp)
