@@ -80,17 +80,13 @@ def tier_of(suite, task):
 
 
 def averages(rows, suite, split, side):
-    """(tier average or None, task average) of one side (0 = first run, 1 = second)."""
-    rates = {t: r[split][side] for t, r in rows.items() if split in r}
-    task_avg = sum(rates.values()) / len(rates)
-    tiers = {}
-    for task, rate in rates.items():
-        tier = tier_of(suite, task)
-        if tier is None:
-            return None, task_avg
-        tiers.setdefault(tier, []).append(rate)
-    tier_avg = sum(sum(v) / len(v) for v in tiers.values()) / len(tiers)
-    return tier_avg, task_avg
+    """(tier average or None, task average) of one side (0 = first run, 1 = second), by
+    eval-sim's own `tier_summary` over the tasks that ran `split`."""
+    from hybrid_vla_ros.evaluation.closed_loop import tier_summary
+    results = {t: {split: {'success_rate': r[split][side]}} for t, r in rows.items()
+               if split in r}
+    summary = tier_summary(results, [split])['averages'][split]
+    return (summary['tier_average'] if suite == 'mt50' else None), summary['task_average']
 
 
 def main(argv=None):

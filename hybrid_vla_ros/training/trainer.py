@@ -571,10 +571,10 @@ class Trainer:
                          'topic_map': self.dataset.topic_map.to_mapping(),
                          'episodes': {'train': len(self.dataset.train_episodes),
                                       'validation': len(self.dataset.validation_episodes)}}})
-        ema = getattr(self, 'ema', None)
         torch.save({'progress': dict(self.state), 'optimizer': optimizer.state_dict(),
                     'torch_rng': torch.get_rng_state(),
-                    'ema': ema.state_dict() if ema is not None else None}, tmp / STATE_FILE)
+                    'ema': self.ema.state_dict() if self.ema is not None else None},
+                   tmp / STATE_FILE)
         shutil.rmtree(target, ignore_errors=True)
         tmp.replace(target)
 
