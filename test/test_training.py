@@ -675,6 +675,18 @@ def test_drop_failed_leaves_out_failed_demonstrations(collected, tmp_path):
     assert dropped.summary.failed == [str(failed)]
     assert f'1 failed demonstrations left out (drop_failed): {failed.name}' in str(
         dropped.summary)
+    # A failed policy-driven (DAgger) episode stays: its commands are the expert's labels
+    # of the states the policy reached.
+    driven = sorted(bags.iterdir())[1]
+    meta = driven / 'metadata.yaml'
+    text = meta.read_text().replace("hybrid_vla.success: 'true'",
+                                    "hybrid_vla.success: 'false'\n    "
+                                    "hybrid_vla.driver_policy: models/mt50")
+    meta.write_text(text)
+    dagger = EpisodeDataset(bags, collected / 'map.yaml', val_fraction=0.0, drop_failed=True)
+    assert len(dagger.episodes) == 3 and dagger.summary.failed == [str(failed)]
+    assert any(e.path == str(driven) and e.policy_driven and e.success is False
+               for e in dagger.episodes)
 
 
 def test_paraphrases_change_the_words_read_in_training_only(collected, tmp_path):

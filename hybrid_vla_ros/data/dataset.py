@@ -133,7 +133,9 @@ class EpisodeDataset:
     deterministically from `seed`. `cache_dir` enables the on-disk episode cache. `std_floor`
     is the smallest std reported by `normalization` (message units). `drop_failed` leaves
     out the episodes whose bag says the demonstration failed (``hybrid_vla.success`` false:
-    a scripted expert that never solved its task), listed in the summary.
+    a scripted expert that never solved its task), listed in the summary; policy-driven
+    (DAgger) episodes are kept whatever their outcome, because their recorded commands are
+    the expert's at every state the policy reached, and a failure is what they are for.
 
     ``len(dataset)`` is the number of control steps of all episodes; ``dataset[i]`` a sample
     (module docstring). ``dataset.train`` and ``dataset.validation`` are views over the
@@ -158,8 +160,9 @@ class EpisodeDataset:
             skip(summary, path, 'storage files but no metadata.yaml (the recording did not '
                                 'finish); `ros2 bag reindex` can repair it')
         if drop_failed:
-            summary.failed = [str(e.path) for e in episodes if e.success is False]
-            episodes = [e for e in episodes if e.success is not False]
+            failed = [e for e in episodes if e.success is False and not e.policy_driven]
+            summary.failed = [str(e.path) for e in failed]
+            episodes = [e for e in episodes if not any(e is f for f in failed)]
         self.episodes = _consistent(episodes, summary)
         if not self.episodes:
             raise ConfigError(f'no usable episodes in {", ".join(map(str, sources))}: '

@@ -99,6 +99,13 @@ class Episode:
         return parse_bool(self.metadata.get('hybrid_vla.success'))
 
     @property
+    def policy_driven(self) -> bool:
+        """True when a trained policy drove the robot while the expert labelled
+        (``hybrid_vla.driver_policy`` in the bag metadata: a DAgger episode of
+        ``collect --policy``)."""
+        return bool(self.metadata.get('hybrid_vla.driver_policy'))
+
+    @property
     def nbytes(self) -> int:
         """Memory held by the episode's arrays, bytes (frames memory-mapped from the episode
         cache do not count: see `mapped_bytes`)."""

@@ -61,7 +61,9 @@ class DataConfig:
     cache_dir: Optional[str] = spec(None, doc='on-disk decoded-episode cache directory')
     augment_shift: int = spec(4, minimum=0, doc='random image shift, pixels (0 = off)')
     drop_failed: bool = spec(False, doc='leave out episodes whose bag says the '
-                             'demonstration failed (hybrid_vla.success false)')
+                             'demonstration failed (hybrid_vla.success false); policy-driven '
+                             '(DAgger, collect --policy) episodes are kept: their labels are '
+                             'the expert\'s')
     augment_proprio_noise: float = spec(
         0.0, minimum=0.0, doc='Gaussian noise added to the proprioception the network sees '
         'in training, in units of each field\'s standard deviation (0 = off); keeps the '
