@@ -2,10 +2,12 @@
 # Reproduce the MT50 policy (models/mt50) from scratch, the way the shipped checkpoint was
 # made: collect the scripted experts of all 50 Meta-World v3 tasks (50 episodes per task,
 # seeds 0-49), 75 more episodes (seeds 50-124) of the fourteen tasks stage 3 adds and 75
-# more (seeds 125-199) of the ten tasks stage 6 adds, train the six stages
-# (config/train/mt50_stage{1,...,6}.yaml, each starting from the previous one's best
+# more (seeds 125-199) of the ten tasks stage 6 adds, train the seven stages
+# (config/train/mt50_stage{1,...,7}.yaml, each starting from the previous one's best
 # weights; stage 4 reads instruction paraphrases, stage 5 switches the language input to
-# per-token states, stage 6 averages the weights), export, evaluate by
+# per-token states, stage 6 averages the weights, stage 7 adds 20 episodes of each of
+# sixteen tasks driven by the stage-6 policy and labelled by the expert: DAgger, seeds
+# 300-319; its collection counts as training time below), export, evaluate by
 # the published protocol (50 episodes per task from seed 1000, training and held-out
 # phrasings beside the expert).
 # `make train-mt50` runs this and prints how long each part took.
@@ -21,6 +23,7 @@ BIN=.venv/bin
 DATA=${DATA:-data/mt50}
 EXTRA=${EXTRA:-data/mt50_extra}
 EXTRA2=${EXTRA2:-data/mt50_extra2}
+DAGGER=${DAGGER:-data/mt50_dagger}
 RUN=${RUN:-runs/mt50}
 MODEL=${MODEL:-models/mt50}
 EVAL_EPISODES=${EVAL_EPISODES:-50}
@@ -31,6 +34,11 @@ EXTRA_TASKS="dial-turn door-lock handle-pull-side reach reach-wall peg-unplug-si
 # The weakest tasks of the stage-5 protocol run; stage 6 adds episodes of them.
 EXTRA2_TASKS="bin-picking soccer reach-wall reach disassemble door-lock peg-insert-side
  box-close shelf-place basketball"
+# The weakest tasks of the stage-6 protocol run; stage 7 trains on the stage-6 policy's
+# own episodes of them, labelled by the expert (DAgger).
+DAGGER_TASKS="bin-picking reach-wall disassemble reach soccer door-lock peg-insert-side
+ push-back box-close shelf-place pick-place-wall handle-pull peg-unplug-side pick-place
+ basketball stick-pull"
 
 stamp() { date +%s; }
 minutes() { echo $(( ($2 - $1) / 60 )); }
@@ -49,6 +57,20 @@ train_stage() {
   cp "$out/best/config.yaml" "$out/best/model.safetensors" "$MODEL/"
 }
 
+# dagger_collect STAGE OUT SEED TASKS: the weights in $MODEL (the previous stage's) drive
+# 20 episodes of each task while the scripted expert labels every state (DAgger). Only
+# before STAGE starts: once it has, $MODEL may already hold newer weights, and the
+# collection finished before the stage began (bags already recorded are skipped on a rerun).
+dagger_collect() {
+  local stage=$1 out=$2 seed=$3 tasks=$4
+  if [ -e "$RUN/stage$stage/last" ]; then return; fi
+  echo "== DAgger episodes for stage $stage: $out"
+  $BIN/hybrid-vla export --checkpoint "$MODEL"
+  # shellcheck disable=SC2086  # the task list is meant to split into words
+  $BIN/hybrid-vla collect --suite mt50 --episodes 20 --seed "$seed" --out "$out" \
+    --workers "$WORKERS" --policy "$MODEL" --policy-share 1.0 --tasks $tasks
+}
+
 T0=$(stamp)
 $BIN/hybrid-vla collect --suite mt50 --episodes 50 --seed 0 --out "$DATA" --workers "$WORKERS"
 # shellcheck disable=SC2086  # the task list is meant to split into words
@@ -64,6 +86,8 @@ train_stage 3 "$DATA" "$EXTRA"
 train_stage 4 "$DATA" "$EXTRA"
 train_stage 5 "$DATA" "$EXTRA"
 train_stage 6 "$DATA" "$EXTRA" "$EXTRA2"
+dagger_collect 7 "$DAGGER" 300 "$DAGGER_TASKS"
+train_stage 7 "$DATA" "$EXTRA" "$EXTRA2" "$DAGGER"
 T2=$(stamp)
 $BIN/hybrid-vla export --checkpoint "$MODEL"
 T3=$(stamp)

@@ -160,3 +160,8 @@ def test_ema_decay_out_of_range_is_named(tmp_path):
     stage6 = load_train_config(f'{REPO}/config/train/mt50_stage6.yaml')
     assert stage6.optim.ema_decay == 0.999
     assert stage6.model['language']['pool'] == 'none'  # stage 5's, through base:
+    # Stage 7 (DAgger) keeps stage 6's averaged weights and drop_failed, which keeps its
+    # policy-driven episodes (test_training: test_drop_failed_leaves_out_failed_demonstrations).
+    stage7 = load_train_config(f'{REPO}/config/train/mt50_stage7.yaml')
+    assert (stage7.optim.epochs, stage7.optim.ema_decay) == (0.4, 0.999)
+    assert stage7.data.drop_failed and stage7.model == stage6.model
