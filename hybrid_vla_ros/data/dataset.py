@@ -160,9 +160,9 @@ class EpisodeDataset:
             skip(summary, path, 'storage files but no metadata.yaml (the recording did not '
                                 'finish); `ros2 bag reindex` can repair it')
         if drop_failed:
-            failed = [e for e in episodes if e.success is False and not e.policy_driven]
-            summary.failed = [str(e.path) for e in failed]
-            episodes = [e for e in episodes if not any(e is f for f in failed)]
+            failed = [e.success is False and not e.policy_driven for e in episodes]
+            summary.failed = [str(e.path) for e, f in zip(episodes, failed, strict=True) if f]
+            episodes = [e for e, f in zip(episodes, failed, strict=True) if not f]
         self.episodes = _consistent(episodes, summary)
         if not self.episodes:
             raise ConfigError(f'no usable episodes in {", ".join(map(str, sources))}: '
