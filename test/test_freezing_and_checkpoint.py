@@ -95,3 +95,60 @@ def test_checkpoint_errors_name_the_problem(tmp_path):
     (tmp_path / 'b' / 'model.safetensors').replace(tmp_path / 'a' / 'model.safetensors')
     with pytest.raises(ConfigError, match='does not match config.yaml'):
         load_checkpoint(tmp_path / 'a')
+
+
+def _saved(tmp_path, name, seed, action_mean=(1.0, 2.0, 3.0)):
+    from hybrid_vla_ros.model.config import Stats
+    torch.manual_seed(seed)
+    policy = build_policy(parse_model_config(tiny_mapping()))
+    policy.set_normalization(Stats(mean=[0.0] * 4, std=[1.0] * 4),
+                             Stats(mean=list(action_mean), std=[0.5, 0.5, 0.5]))
+    save_checkpoint(policy, tmp_path / name,
+                    extra={'training': {'global_step': seed * 10, 'topic_map': {'chunk': 5}}})
+    return policy
+
+
+def test_average_weights_writes_the_weighted_mean_that_loads_and_runs(tmp_path, capsys):
+    from hybrid_vla_ros.cli import main
+    a, b = _saved(tmp_path, 'a', 1), _saved(tmp_path, 'b', 2)
+    assert main(['average-weights', str(tmp_path / 'a'), str(tmp_path / 'b'),
+                 '--weights', '3', '1', '--out', str(tmp_path / 'soup')]) == 0
+    assert 'next: hybrid-vla export' in capsys.readouterr().out
+    soup = load_checkpoint(tmp_path / 'soup').eval()
+    pa, pb = dict(a.named_parameters()), dict(b.named_parameters())
+    trainable = [n for n, p in soup.named_parameters() if p.requires_grad]
+    assert trainable
+    for n in trainable:
+        torch.testing.assert_close(dict(soup.named_parameters())[n],
+                                   0.75 * pa[n] + 0.25 * pb[n], rtol=1e-6, atol=1e-7)
+    batch = make_batch(soup, cameras=1)
+    with torch.no_grad():
+        out = soup.predict(batch['images'], ['open the drawer'] * 3, batch['proprio'])
+    assert torch.isfinite(out).all()
+    import yaml
+    doc = yaml.safe_load((tmp_path / 'soup' / 'config.yaml').read_text())
+    assert [e['weight'] for e in doc['averaged_from']] == [0.75, 0.25]
+    assert [e['global_step'] for e in doc['averaged_from']] == [10, 20]
+
+
+def test_average_weights_refuses_checkpoints_of_different_models(tmp_path, capsys):
+    from hybrid_vla_ros.cli import main
+    _saved(tmp_path, 'a', 1)
+    _saved(tmp_path, 'b', 2, action_mean=(9.0, 2.0, 3.0))
+    assert main(['average-weights', str(tmp_path / 'a'), str(tmp_path / 'b'),
+                 '--out', str(tmp_path / 'soup')]) == 2
+    err = capsys.readouterr().err
+    assert 'differ at model.normalization' in err and 'same normalization' in err
+    assert not (tmp_path / 'soup').exists()
+    assert main(['average-weights', str(tmp_path / 'a'), '--out', str(tmp_path / 's')]) == 2
+    assert 'at least two checkpoints' in capsys.readouterr().err
+    _saved(tmp_path, 'c', 3)
+    assert main(['average-weights', str(tmp_path / 'a'), str(tmp_path / 'c'),
+                 '--weights', '1', '--out', str(tmp_path / 's')]) == 2
+    assert 'give one per checkpoint' in capsys.readouterr().err
+    assert main(['average-weights', str(tmp_path / 'a'), str(tmp_path / 'c'),
+                 '--weights', '1', '0', '--out', str(tmp_path / 's')]) == 2
+    assert 'positive' in capsys.readouterr().err
+    assert main(['average-weights', str(tmp_path / 'a'), str(tmp_path / 'c'),
+                 '--out', str(tmp_path / 'a')]) == 2
+    assert 'one of the input checkpoints' in capsys.readouterr().err

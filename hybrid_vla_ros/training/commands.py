@@ -35,3 +35,26 @@ def train(args) -> int:
         print(f'done: checkpoints in {out}/last and {out}/best, metrics in '
               f'{out}/metrics.jsonl')
     return 0
+
+
+def _average_args(p) -> None:
+    p.add_argument('checkpoints', nargs='+', metavar='CHECKPOINT',
+                   help='two or more checkpoint directories of one model (identical model: '
+                        'sections, e.g. fine-tuned from one parent)')
+    p.add_argument('--out', required=True, help='output checkpoint directory')
+    p.add_argument('--weights', nargs='+', type=float, metavar='W',
+                   help='one positive mixing weight per checkpoint (default: equal); '
+                        'normalized to sum to 1')
+
+
+@command('average-weights', 'write one checkpoint whose weights are the (weighted) mean of '
+         'several checkpoints of one model (a "model soup")', _average_args)
+def average_weights(args) -> int:
+    """Average the checkpoints' weights into ``--out`` (bad inputs: `ConfigError`, which
+    the CLI reports with exit code 2)."""
+    from .checkpoint_average import average_checkpoints, describe
+    out = average_checkpoints(args.checkpoints, args.out, args.weights)
+    print(f'wrote {out} from:')
+    print('\n'.join(describe(out)))
+    print(f'next: hybrid-vla export --checkpoint {out}')
+    return 0
