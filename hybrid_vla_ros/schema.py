@@ -196,3 +196,14 @@ def mapping_hash(mapping: Mapping, exclude=()) -> str:
     import json
     doc = {k: v for k, v in mapping.items() if k not in exclude}
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def mapping_differences(a: Any, b: Any, path: str):
+    """Every leaf that differs between two nested mappings, in sorted key order:
+    (dotted key path, value in `a`, value in `b`) tuples; a key missing on one side has
+    None there, and lists are compared whole."""
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        for key in sorted(set(a) | set(b), key=str):
+            yield from mapping_differences(a.get(key), b.get(key), f'{path}.{key}')
+    elif a != b:
+        yield path, a, b

@@ -20,26 +20,14 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from ..model.checkpoint import CONFIG_FILE, WEIGHTS_FILE
-from ..schema import ConfigError, load_yaml
+from ..schema import ConfigError, load_yaml, mapping_differences
 
 
 def _first_difference(a: Any, b: Any, path: str) -> Optional[str]:
-    """The dotted key path of the first place `a` and `b` differ, or None."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        for key in list(a) + [k for k in b if k not in a]:
-            if key not in a or key not in b:
-                return f'{path}.{key}'
-            found = _first_difference(a[key], b[key], f'{path}.{key}')
-            if found:
-                return found
-        return None
-    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            found = _first_difference(x, y, f'{path}[{i}]')
-            if found:
-                return found
-        return None
-    return None if a == b else path
+    """The dotted key path of the first leaf where `a` and `b` differ, or None."""
+    for where, _, _ in mapping_differences(a, b, path):
+        return where
+    return None
 
 
 def _read(directory) -> Dict[str, Any]:

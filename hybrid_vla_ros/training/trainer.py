@@ -37,7 +37,7 @@ from ..model import build_policy, load_checkpoint, parse_model_config, save_chec
 from ..model.checkpoint import stored_state
 from ..model.config import HASH_EXCLUDED, Stats
 from ..model.losses import hybrid_objective
-from ..schema import ConfigError
+from ..schema import ConfigError, mapping_differences
 from .config import PARTS, StageConfig, TrainConfig
 from .distributed import Distributed
 from .paraphrases import Paraphrases
@@ -202,23 +202,14 @@ def init_from_checkpoint(policy, directory) -> List[str]:
         raise refuse(_first_difference(ours, theirs, 'model')
                      or 'its weights (the same settings, other parameters)')
     policy.load_state_dict({k: stored[k] for k in common}, strict=False)
-    return [f'{path}: {old!r} -> {new!r}' for path, new, old in _differences(ours, theirs, 'model')]
-
-
-def _differences(a, b, path: str):
-    """Every leaf that differs between two mappings, in key order: (dotted path, value in
-    `a`, value in `b`) tuples."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        for key in sorted(set(a) | set(b)):
-            yield from _differences(a.get(key), b.get(key), f'{path}.{key}')
-    elif a != b:
-        yield path, a, b
+    return [f'{path}: {old!r} -> {new!r}'
+            for path, new, old in mapping_differences(ours, theirs, 'model')]
 
 
 def _first_difference(ours, theirs, path: str) -> str:
     """The dotted path of the first value that differs between two mappings, with both
     values ('' if none)."""
-    for where, here, there in _differences(ours, theirs, path):
+    for where, here, there in mapping_differences(ours, theirs, path):
         return f'{where} ({here!r} here, {there!r} in the checkpoint)'
     return ''
 
