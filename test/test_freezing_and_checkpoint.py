@@ -152,3 +152,7 @@ def test_average_weights_refuses_checkpoints_of_different_models(tmp_path, capsy
     assert main(['average-weights', str(tmp_path / 'a'), str(tmp_path / 'c'),
                  '--out', str(tmp_path / 'a')]) == 2
     assert 'one of the input checkpoints' in capsys.readouterr().err
+    (tmp_path / 'c' / 'model.safetensors').write_bytes(b'not safetensors')
+    assert main(['average-weights', str(tmp_path / 'a'), str(tmp_path / 'c'),
+                 '--out', str(tmp_path / 's')]) == 2
+    assert 'not a readable safetensors file' in capsys.readouterr().err

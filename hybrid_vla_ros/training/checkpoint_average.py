@@ -41,9 +41,14 @@ def _read(directory) -> Dict[str, Any]:
     doc = load_yaml(d / CONFIG_FILE)
     if 'model' not in doc:
         raise ConfigError(f'{d / CONFIG_FILE}: the "model" section is missing')
-    with safe_open(str(d / WEIGHTS_FILE), 'pt') as f:
-        metadata = f.metadata() or {}
-    return {'dir': d, 'doc': doc, 'metadata': metadata}
+    try:
+        with safe_open(str(d / WEIGHTS_FILE), 'pt') as f:
+            metadata = f.metadata() or {}
+        state = load_file(str(d / WEIGHTS_FILE))
+    except Exception as exc:  # safetensors raises its own error types for a bad file
+        raise ConfigError(f'{d / WEIGHTS_FILE}: not a readable safetensors file ({exc}); '
+                          'is the checkpoint complete?') from None
+    return {'dir': d, 'doc': doc, 'metadata': metadata, 'state': state}
 
 
 def average_checkpoints(checkpoints: Sequence, out, weights: Optional[Sequence[float]] = None
@@ -81,8 +86,8 @@ def average_checkpoints(checkpoints: Sequence, out, weights: Optional[Sequence[f
     if len(weights) != len(dirs):
         raise ConfigError(f'--weights has {len(weights)} values for {len(dirs)} checkpoints; '
                           'give one per checkpoint')
-    if any(not w > 0.0 or w != w for w in weights):
-        raise ConfigError(f'--weights must all be positive numbers, got {weights}')
+    if any(not (0.0 < w < float('inf')) for w in weights):
+        raise ConfigError(f'--weights must all be positive finite numbers, got {weights}')
     total = sum(weights)
     mix = [w / total for w in weights]
 
@@ -102,7 +107,7 @@ def average_checkpoints(checkpoints: Sequence, out, weights: Optional[Sequence[f
                 raise ConfigError(f'{other["dir"]} and {first["dir"]} differ at {where}: '
                                   'they were trained on differently mapped bags')
 
-    states = [load_file(str(i['dir'] / WEIGHTS_FILE)) for i in inputs]
+    states = [i['state'] for i in inputs]
     averaged: Dict[str, torch.Tensor] = {}
     for name, ref in states[0].items():
         for i, state in enumerate(states[1:], start=1):
