@@ -10,7 +10,7 @@ stored, which keeps checkpoints small.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 import yaml
@@ -52,11 +52,11 @@ def save_checkpoint(policy: HybridPolicy, directory, extra: Optional[dict] = Non
     return out
 
 
-def load_checkpoint(directory, map_location: str = 'cpu') -> HybridPolicy:
-    """Build the policy described by ``DIR/config.yaml`` and load ``DIR/model.safetensors``.
+def read_checkpoint_config(directory) -> Tuple[dict, Path]:
+    """(the parsed ``DIR/config.yaml``, the path of ``DIR/model.safetensors``).
 
-    Raises `ConfigError` naming the file when the directory, a file, or a weight is
-    missing or does not match the configuration.
+    Raises `ConfigError` naming the directory or file when the directory, either file or
+    the config's ``model:`` section is missing.
     """
     d = Path(directory)
     cfg_path, w_path = d / CONFIG_FILE, d / WEIGHTS_FILE
@@ -69,6 +69,18 @@ def load_checkpoint(directory, map_location: str = 'cpu') -> HybridPolicy:
     data = load_yaml(cfg_path)
     if 'model' not in data:
         raise ConfigError(f'{cfg_path}: the "model" section is missing')
+    return data, w_path
+
+
+def load_checkpoint(directory, map_location: str = 'cpu') -> HybridPolicy:
+    """Build the policy described by ``DIR/config.yaml`` and load ``DIR/model.safetensors``.
+
+    Raises `ConfigError` naming the file when the directory, a file, or a weight is
+    missing or does not match the configuration.
+    """
+    d = Path(directory)
+    cfg_path = d / CONFIG_FILE
+    data, w_path = read_checkpoint_config(d)
     try:
         cfg = parse_model_config(data['model'])
     except ConfigError as exc:

@@ -17,38 +17,28 @@ from typing import Any, Dict, List, Optional, Sequence
 import torch
 import yaml
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
-from ..model.checkpoint import CONFIG_FILE, WEIGHTS_FILE
+from ..model.checkpoint import CONFIG_FILE, WEIGHTS_FILE, read_checkpoint_config
 from ..schema import ConfigError, load_yaml, mapping_differences
 
 
 def _first_difference(a: Any, b: Any, path: str) -> Optional[str]:
     """The dotted key path of the first leaf where `a` and `b` differ, or None."""
-    for where, _, _ in mapping_differences(a, b, path):
-        return where
-    return None
+    found = next(mapping_differences(a, b, path), None)
+    return found[0] if found else None
 
 
 def _read(directory) -> Dict[str, Any]:
-    d = Path(directory)
-    if not d.is_dir():
-        raise ConfigError(f'checkpoint {d}: directory does not exist')
-    for name in (CONFIG_FILE, WEIGHTS_FILE):
-        if not (d / name).is_file():
-            raise ConfigError(f'checkpoint {d}: {name} is missing; a checkpoint directory '
-                              f'holds {CONFIG_FILE} and {WEIGHTS_FILE}')
-    doc = load_yaml(d / CONFIG_FILE)
-    if 'model' not in doc:
-        raise ConfigError(f'{d / CONFIG_FILE}: the "model" section is missing')
+    doc, w_path = read_checkpoint_config(directory)
     try:
-        with safe_open(str(d / WEIGHTS_FILE), 'pt') as f:
+        with safe_open(str(w_path), 'pt') as f:
             metadata = f.metadata() or {}
-        state = load_file(str(d / WEIGHTS_FILE))
+            state = {name: f.get_tensor(name) for name in f.keys()}
     except Exception as exc:  # safetensors raises its own error types for a bad file
-        raise ConfigError(f'{d / WEIGHTS_FILE}: not a readable safetensors file ({exc}); '
+        raise ConfigError(f'{w_path}: not a readable safetensors file ({exc}); '
                           'is the checkpoint complete?') from None
-    return {'dir': d, 'doc': doc, 'metadata': metadata, 'state': state}
+    return {'dir': Path(directory), 'doc': doc, 'metadata': metadata, 'state': state}
 
 
 def average_checkpoints(checkpoints: Sequence, out, weights: Optional[Sequence[float]] = None
@@ -108,12 +98,17 @@ def average_checkpoints(checkpoints: Sequence, out, weights: Optional[Sequence[f
                                   'they were trained on differently mapped bags')
 
     states = [i['state'] for i in inputs]
+    for i, state in enumerate(states[1:], start=1):
+        missing = sorted(set(states[0]) - set(state))
+        if missing:
+            raise ConfigError(f'{dirs[i]}: weights {missing[:5]} are missing (present in '
+                              f'{dirs[0]})')
+        extra = sorted(set(state) - set(states[0]))
+        if extra:
+            raise ConfigError(f'{dirs[i]}: weights {extra[:5]} are not in {dirs[0]}')
     averaged: Dict[str, torch.Tensor] = {}
     for name, ref in states[0].items():
         for i, state in enumerate(states[1:], start=1):
-            if name not in state:
-                raise ConfigError(f'{dirs[i]}: weight {name} is missing (present in '
-                                  f'{dirs[0]})')
             if state[name].shape != ref.shape:
                 raise ConfigError(f'{dirs[i]}: weight {name} has shape '
                                   f'{tuple(state[name].shape)}, {dirs[0]} has '
@@ -129,10 +124,6 @@ def average_checkpoints(checkpoints: Sequence, out, weights: Optional[Sequence[f
                     raise ConfigError(f'{dirs[i]}: integer weight {name} differs from '
                                       f'{dirs[0]}\'s; such checkpoints cannot be averaged')
             averaged[name] = ref.contiguous()
-    for i, state in enumerate(states[1:], start=1):
-        extra = sorted(set(state) - set(states[0]))
-        if extra:
-            raise ConfigError(f'{dirs[i]}: weights {extra[:5]} are not in {dirs[0]}')
 
     doc = dict(first['doc'])
     doc['averaged_from'] = [
