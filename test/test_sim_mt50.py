@@ -5,6 +5,7 @@ environment, the corner2 camera — recorded and evaluated like the other suites
 import json
 import os
 import subprocess
+import warnings
 
 import numpy as np
 import pytest
@@ -229,3 +230,55 @@ def test_paraphrase_file_keeps_the_held_out_phrasings_unseen():
             for held in held_out:
                 assert held not in text, (task, text, held)
                 assert difflib.SequenceMatcher(None, text, held).ratio() < 0.9, (text, held)
+
+
+def _hold_rule(state):
+    """The revised disassemble expert's "handle held" test, from Meta-World's (39,) state."""
+    from hybrid_vla_ros.sim import mt50_experts as ex
+    grasp = state[4:7] + np.array([-0.02, 0.0, 0.01])
+    return (np.linalg.norm(state[:2] - grasp[:2]) <= ex.HOLD_XY_RADIUS
+            and state[3] < ex.HOLD_MAX_OPENING
+            and abs(state[2] - grasp[2]) <= ex.HOLD_HEIGHT_BAND)
+
+
+def test_revised_disassemble_expert_lifts_where_the_protocol_expert_flips():
+    from hybrid_vla_ros.sim.mt50_experts import make_expert
+    env = make_env('mt50', 'disassemble', seed=0, cameras=[])
+    revised = make_expert('disassemble-v3', 'revised')
+    try:
+        assert env.expert_name == 'protocol'
+        obs = env.reset(0)
+        held = flipped = 0
+        for _ in range(120):   # the protocol expert's own episode, its wobble at the grasp
+            state = obs.state
+            protocol_action = env.expert_action(obs)
+            with warnings.catch_warnings():   # Meta-World warns when its gain saturates
+                warnings.simplefilter('ignore')
+                revised_action = np.clip(revised.get_action(state), -1.0, 1.0)
+            if _hold_rule(state):
+                held += 1
+                assert revised_action[2] > 0          # keeps lifting the handle
+                flipped += protocol_action[2] < 0     # the protocol expert descends again
+            else:
+                np.testing.assert_allclose(revised_action, protocol_action)
+            obs, _, done = env.step(protocol_action)
+            if done:
+                break
+        assert held > 10 and flipped > 0
+    finally:
+        env.close()
+
+
+def test_collect_with_the_revised_expert_records_which_expert_labelled(tmp_path):
+    from hybrid_vla_ros.data.bag import read_custom_data
+    summary = collect(tmp_path / 'bags', suite='mt50', tasks=['disassemble'], episodes=1,
+                      seed=0, image_size=32, progress=False, expert='revised')
+    (episode,) = summary.recorded
+    assert episode.success
+    assert read_custom_data(tmp_path / 'bags' / 'disassemble_0')['hybrid_vla.expert'] == 'revised'
+    r = subprocess.run([HYBRID_VLA, 'collect', '--suite', 'metaworld', '--expert', 'revised',
+                        '--episodes', '1', '--out', str(tmp_path / 'x')],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and 'Traceback' not in r.stderr
+    assert '--expert: the revised expert exists for the mt50 suite only' in r.stderr
+    assert not (tmp_path / 'x').exists()

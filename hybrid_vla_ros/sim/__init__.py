@@ -34,6 +34,7 @@ from .tasks import (
     SUITES,
     TaskError,
     TaskSpec,
+    check_expert_choice,
     check_start_jitter,
     get_task,
     select_tasks,
@@ -78,7 +79,7 @@ def camera_names(suite: str = DEFAULT_SUITE) -> Sequence[str]:
 
 def make_env(suite: str = DEFAULT_SUITE, task: str = 'drawer-open', seed: int = 0,
              image_size=128, cameras: Optional[Sequence[str]] = None,
-             start_jitter: float = 0.0) -> SimEnv:
+             start_jitter: float = 0.0, expert: str = 'protocol') -> SimEnv:
     """Build the environment of one task.
 
     Args:
@@ -91,6 +92,8 @@ def make_env(suite: str = DEFAULT_SUITE, task: str = 'drawer-open', seed: int = 
             ``[]`` renders nothing.
         start_jitter: metaworld only: the hand starts up to this many metres (uniform, per
             axis) away from its home pose, drawn from the episode's seed; 0 = always home.
+        expert: the scripted expert behind ``expert_action``: ``protocol`` (every suite's
+            own) or, mt50 only, ``revised`` (training labels; `mt50_experts`).
 
     Returns:
         A `SimEnv` (call `reset` before `step`; `close` frees the OpenGL context).
@@ -98,11 +101,12 @@ def make_env(suite: str = DEFAULT_SUITE, task: str = 'drawer-open', seed: int = 
     """
     spec = get_task(suite, task)
     check_start_jitter(spec.suite, start_jitter)
+    check_expert_choice(spec.suite, expert)
     if spec.suite == 'metaworld':
         from .metaworld_suite import MetaWorldEnv
         return MetaWorldEnv(spec, seed, image_size, cameras, start_jitter=start_jitter)
     if spec.suite == 'mt50':
         from .mt50_suite import MT50Env
-        return MT50Env(spec, seed, image_size, cameras)
+        return MT50Env(spec, seed, image_size, cameras, expert=expert)
     from .arm_suite import ArmEnv
     return ArmEnv(spec, seed, image_size, cameras)

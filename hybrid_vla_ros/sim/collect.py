@@ -42,7 +42,7 @@ from .recorder import PARTIAL_DIR, EpisodeWriter
 from ..schema import ConfigError
 from ..worker_processes import (WorkerDied, describe_exit, picklable, queued_jobs,
                                 run_in_processes, watch_parent)
-from .tasks import DEFAULT_SUITE, TaskError, select_tasks
+from .tasks import DEFAULT_SUITE, TaskError, check_expert_choice, select_tasks
 
 
 @dataclasses.dataclass
@@ -291,6 +291,8 @@ def record_episode(env: SimEnv, seed: int, path, compress: bool = True,
             meta['noise_correlation'] = repr(float(noise_correlation))
         if env.start_jitter > 0:
             meta['start_jitter'] = repr(env.start_jitter)
+        if env.expert_name != 'protocol':
+            meta['expert'] = env.expert_name
         if driver is not None:
             meta['driver_policy'] = driver.checkpoint
             meta['driver_share'] = repr(driver.share)
@@ -305,7 +307,8 @@ def collect(out_dir, suite: str = DEFAULT_SUITE, tasks: Optional[Sequence[str]] 
             progress: bool = True, action_noise: float = 0.0,
             noise_correlation: float = 0.8, start_jitter: float = 0.0,
             policy=None, policy_share: float = 1.0, workers: int = 1,
-            bag_version: int = DEFAULT_BAG_VERSION) -> CollectionSummary:
+            bag_version: int = DEFAULT_BAG_VERSION,
+            expert: str = 'protocol') -> CollectionSummary:
     """Record `episodes` expert episodes of every task (seeds ``seed .. seed+episodes-1``).
 
     Args:
@@ -332,6 +335,8 @@ def collect(out_dir, suite: str = DEFAULT_SUITE, tasks: Optional[Sequence[str]] 
             its own seed.
         bag_version: rosbag2 metadata version of the bags: 8 (default; Humble, Jazzy and
             Kilted read it) or 9 (Jazzy and later).
+        expert: the scripted expert that labels (and drives without a policy): ``protocol``
+            or, mt50 only, ``revised`` (`mt50_experts`); the bags say which.
 
     Returns:
         The summary (episodes in task, then seed order, whichever worker recorded them); on
@@ -348,6 +353,7 @@ def collect(out_dir, suite: str = DEFAULT_SUITE, tasks: Optional[Sequence[str]] 
     if not 0.0 <= noise_correlation < 1.0:
         raise ValueError(f'noise_correlation must be in [0, 1), got {noise_correlation}')
     names = select_tasks(suite, tasks)  # fails on a bad name before anything runs
+    check_expert_choice(suite, expert)
     unknown = [c for c in cameras or () if c not in camera_names(suite)]
     if unknown:
         raise TaskError(f'unknown camera(s) {", ".join(unknown)} for the {suite} suite; '
@@ -373,7 +379,7 @@ def collect(out_dir, suite: str = DEFAULT_SUITE, tasks: Optional[Sequence[str]] 
     spec = _RecordSpec(suite, image_size, None if cameras is None else list(cameras),
                        compress, action_noise, noise_correlation, start_jitter,
                        None if driver is None else driver.checkpoint, policy_share,
-                       check_bag_version(bag_version))
+                       check_bag_version(bag_version), expert)
     from tqdm import tqdm
     bar = tqdm(total=len(names) * episodes, unit='episode', disable=not progress,
                desc=f'collect {suite}', initial=len(summary.skipped))
@@ -418,6 +424,7 @@ class _RecordSpec:
     policy: Optional[str]
     policy_share: float
     bag_version: int = DEFAULT_BAG_VERSION
+    expert: str = 'protocol'
 
 
 def _record_serially(spec: _RecordSpec, out: Path, pending: Sequence[Tuple[str, int]],
@@ -434,7 +441,7 @@ def _record_serially(spec: _RecordSpec, out: Path, pending: Sequence[Tuple[str, 
                 if env is not None:
                     env.close()
                 env = make_env(spec.suite, name, episode_seed, spec.image_size, spec.cameras,
-                               start_jitter=spec.start_jitter)
+                               start_jitter=spec.start_jitter, expert=spec.expert)
             recorded(record_episode(env, episode_seed, out / episode_name(name, episode_seed),
                                     spec.compress, check=check, action_noise=spec.action_noise,
                                     noise_correlation=spec.noise_correlation, driver=driver,

@@ -13,7 +13,8 @@ import argparse
 
 from ..command_registry import command
 from ..schema import ConfigError
-from .tasks import DEFAULT_SUITE, MT50_TIERS, SUITES, TaskError, check_start_jitter
+from .tasks import (DEFAULT_SUITE, EXPERT_CHOICES, MT50_TIERS, SUITES, TaskError,
+                    check_expert_choice, check_start_jitter)
 
 
 def _collect_args(p: argparse.ArgumentParser) -> None:
@@ -59,6 +60,12 @@ def _collect_args(p: argparse.ArgumentParser) -> None:
     p.add_argument('--policy-share', type=float, default=1.0, metavar='P',
                    help="with --policy: probability that a step executes the policy's action "
                         "rather than the expert's, 0 < P <= 1 (default 1)")
+    p.add_argument('--expert', default='protocol', choices=EXPERT_CHOICES,
+                   help='scripted expert that labels every step (and drives without --policy): '
+                        "protocol (the suite's own; default) or, mt50 only, revised: "
+                        "Meta-World's experts with this package's label fixes (disassemble "
+                        'keeps lifting once the handle is held; docs/mt50.md). Training '
+                        'labels only: evaluations always score against the protocol expert')
     p.add_argument('--workers', type=int, default=1,
                    help='episodes recorded at once, each worker in its own process on one '
                         'core (default 1; up to one per CPU core); the bags do not change')
@@ -90,6 +97,10 @@ def collect_command(args) -> int:
         raise ConfigError(f'--noise-correlation: must be in [0, 1), got '
                           f'{args.noise_correlation}')
     check_start_jitter_argument(args.suite, args.start_jitter)
+    try:
+        check_expert_choice(args.suite, args.expert)
+    except TaskError as exc:
+        raise ConfigError(f'--expert: {exc}') from None
     if not 0.0 < args.policy_share <= 1.0:
         raise ConfigError(f'--policy-share: must be in (0, 1], got {args.policy_share}')
     if args.policy_share != 1.0 and args.policy is None:
@@ -106,7 +117,7 @@ def collect_command(args) -> int:
                           noise_correlation=args.noise_correlation,
                           start_jitter=args.start_jitter, policy=args.policy,
                           policy_share=args.policy_share, workers=args.workers,
-                          bag_version=args.bag_version)
+                          bag_version=args.bag_version, expert=args.expert)
     except FileExistsError as exc:  # a directory in the way that is not a finished bag
         raise ConfigError(f'--out: {exc}') from None
     print(summary.format())

@@ -157,6 +157,7 @@ class SimEnv(abc.ABC):
     command_kind: str
     action_dim: int
     start_jitter: float = 0.0  # metres per axis; only the metaworld suite varies its start
+    expert_name: str = 'protocol'  # which scripted expert labels (mt50 also has 'revised')
     default_cameras: Tuple[str, ...] = ('front',)
     # True: observations render their images when first read (`RenderedOnRead`), which a
     # closed-loop evaluation uses; False: every observation renders at once (recording).

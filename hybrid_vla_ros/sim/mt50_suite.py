@@ -32,6 +32,7 @@ import mujoco
 import numpy as np
 
 from .metaworld_suite import UPSIDE_DOWN_CAMERAS, WRIST_CAMERA, MetaWorldEnv
+from .mt50_experts import DEFAULT_EXPERT, make_expert
 from .tasks import TaskSpec
 
 # LeRobot's Meta-World evaluation camera: corner2 moved here (metres, world frame).
@@ -81,11 +82,19 @@ class MT50Env(MetaWorldEnv):
         seed, image_size, cameras: see `SimEnv`; cameras are any of `CAMERAS` (default
             ``corner2``).
         start_jitter: must be 0 (the protocol starts the hand where Meta-World does).
+        expert: the scripted expert behind `expert_action`: ``protocol`` (Meta-World's) or
+            ``revised`` (training labels only; `mt50_experts`).
 
     """
 
     available_cameras = CAMERAS
     default_cameras = ('corner2',)
+
+    def __init__(self, task: TaskSpec, seed: int = 0, image_size=128, cameras=None,
+                 start_jitter: float = 0.0, expert: str = DEFAULT_EXPERT) -> None:
+        super().__init__(task, seed, image_size, cameras, start_jitter)
+        self.expert = make_expert(task.params['env'], expert)
+        self.expert_name = expert
 
     def _make_meta_world_env(self, env_name: str, task: TaskSpec):
         return _env_class(env_name)()

@@ -53,6 +53,19 @@ def check_start_jitter(suite: str, jitter: float) -> None:
                         f'suite always starts from its home pose (use 0)')
 
 
+EXPERT_CHOICES = ('protocol', 'revised')
+
+
+def check_expert_choice(suite: str, expert: str) -> None:
+    """Raise `TaskError` unless `expert` names a scripted expert of `suite`: ``protocol``
+    everywhere, ``revised`` (training labels, `mt50_experts`) on mt50 only."""
+    if expert not in EXPERT_CHOICES:
+        raise TaskError(f'unknown expert {expert!r}; choose from {", ".join(EXPERT_CHOICES)}')
+    if expert != 'protocol' and suite != 'mt50':
+        raise TaskError(f'the {expert} expert exists for the mt50 suite only; the {suite} '
+                        f'suite has its protocol expert (use protocol)')
+
+
 @dataclasses.dataclass(frozen=True)
 class TaskSpec:
     """One language-conditioned task.
