@@ -20,7 +20,8 @@ topic                      type                                 content
 
 Episode metadata goes to the bag's ``custom_data``: ``hybrid_vla.task``, ``.suite``,
 ``.seed``, ``.success`` (``true``/``false``), ``.instruction``, ``.control_period`` (s), and
-for noisy collections ``.action_noise`` / ``.noise_correlation``.
+where a collection option set them ``.action_noise`` / ``.noise_correlation``,
+``.start_jitter``, ``.driver_policy`` / ``.driver_share`` / ``.driver_steps`` and ``.expert``.
 
 A bag is written under the hidden ``.partial/`` directory beside its destination and renamed
 into place by `EpisodeWriter.commit`, so an interrupted episode never looks like a finished
