@@ -232,17 +232,9 @@ def test_paraphrase_file_keeps_the_held_out_phrasings_unseen():
                 assert difflib.SequenceMatcher(None, text, held).ratio() < 0.9, (text, held)
 
 
-def _hold_rule(state):
-    """The revised disassemble expert's "handle held" test, from Meta-World's (39,) state."""
-    from hybrid_vla_ros.sim import mt50_experts as ex
-    grasp = state[4:7] + np.array([-0.02, 0.0, 0.01])
-    return (np.linalg.norm(state[:2] - grasp[:2]) <= ex.HOLD_XY_RADIUS
-            and state[3] < ex.HOLD_MAX_OPENING
-            and abs(state[2] - grasp[2]) <= ex.HOLD_HEIGHT_BAND)
-
-
 def test_revised_disassemble_expert_lifts_where_the_protocol_expert_flips():
-    from hybrid_vla_ros.sim.mt50_experts import make_expert
+    from hybrid_vla_ros.sim.mt50_experts import HOLD_RULES, is_held, make_expert
+    rule = HOLD_RULES['disassemble-v3']
     env = make_env('mt50', 'disassemble', seed=0, cameras=[])
     revised = make_expert('disassemble-v3', 'revised')
     try:
@@ -255,7 +247,7 @@ def test_revised_disassemble_expert_lifts_where_the_protocol_expert_flips():
             with warnings.catch_warnings():   # Meta-World warns when its gain saturates
                 warnings.simplefilter('ignore')
                 revised_action = np.clip(revised.get_action(state), -1.0, 1.0)
-            if _hold_rule(state):
+            if is_held(rule, state):
                 held += 1
                 assert revised_action[2] > 0          # keeps lifting the handle
                 flipped += protocol_action[2] < 0     # the protocol expert descends again

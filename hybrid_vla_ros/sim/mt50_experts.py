@@ -4,8 +4,9 @@
 the one the published protocol's expert column and every evaluation use. ``revised`` is the
 same policy except where its labels are known to contradict themselves in states a trained
 policy visits; it exists only to label training data (``hybrid-vla collect --expert
-revised``), never to score anything. Revisions (docs/mt50.md, "Revised labels for
-disassemble"):
+revised``), never to score anything. A revision is a `HoldRule`: once the object is
+held, keep to the protocol expert's post-grasp target instead of switching back at its
+threshold. The rules (`HOLD_RULES`; docs/mt50.md, "Stage 8"):
 
 - **disassemble**: Meta-World's expert descends onto the wrench handle until the hand is
   within 3 cm of its grasp point in height, then lifts. A closed grasp sits 2.7-3.1 cm
@@ -20,20 +21,64 @@ Meta-World is imported when an expert is built, not when this module is.
 
 from __future__ import annotations
 
-from typing import Tuple
+import dataclasses
+from typing import Dict, Tuple
 
 import numpy as np
 
 from .tasks import check_expert_choice
 
 DEFAULT_EXPERT = 'protocol'
-# Tasks whose `revised` expert differs from the protocol's.
-REVISED_TASKS: Tuple[str, ...] = ('disassemble',)
 
-# Disassemble's hold rule (metres; gripper opening 0 closed .. 1 open).
-HOLD_XY_RADIUS = 0.02     # Meta-World's own "above the handle" radius
-HOLD_MAX_OPENING = 0.6    # fingers closed on the handle
-HOLD_HEIGHT_BAND = 0.05   # |hand - grasp point| in z while still holding
+
+@dataclasses.dataclass(frozen=True)
+class HoldRule:
+    """When a revised expert counts an object as held, and where it then moves the hand.
+
+    Attributes:
+        policy_module, policy_class: Meta-World's scripted policy the rule revises.
+        grasp_offset: (3,) metres added to the object position (``obs[4:7]``) to get the
+            grasp point, as the protocol expert does.
+        xy_radius: hand-to-grasp-point distance in x-y within which the object can be held
+            (m; the protocol expert's own "above the object" radius).
+        max_opening: the fingers are closed on the object below this gripper opening
+            (0 closed .. 1 open).
+        min_opening: ... and at or above this one (fingers that closed on nothing close
+            further; 0 = no lower bound).
+        height_band: |hand - grasp point| in z within which the hold lasts (m); wider than
+            the protocol expert's switch, which is what removes the flip.
+        lift: (3,) metres added to the hand (``from_hand``) or to the grasp point (else) to
+            get the target while holding: the protocol expert's own post-grasp target.
+        from_hand: whether `lift` is relative to the hand or the grasp point.
+        gain: the protocol expert's proportional gain (action units per metre of error).
+        grip: grab effort while holding: the protocol expert's at the grasp (it may let go
+            once the hand has moved past its own switch).
+
+    """
+
+    policy_module: str
+    policy_class: str
+    grasp_offset: Tuple[float, float, float]
+    xy_radius: float
+    max_opening: float
+    min_opening: float
+    height_band: float
+    lift: Tuple[float, float, float]
+    from_hand: bool
+    gain: float
+    grip: float
+
+
+# The revised tasks (env name -> rule); docs/mt50.md says why each.
+HOLD_RULES: Dict[str, HoldRule] = {
+    # Protocol: descend while more than 3 cm above the grasp point, lift within it; a closed
+    # grasp sits 2.7-3.1 cm above it.
+    'disassemble-v3': HoldRule(
+        'sawyer_disassemble_v3_policy', 'SawyerDisassembleV3Policy',
+        grasp_offset=(-0.02, 0.0, 0.01), xy_radius=0.02, max_opening=0.6, min_opening=0.0,
+        height_band=0.05, lift=(0.0, 0.0, 0.1), from_hand=True, gain=10.0,
+        grip=0.8),
+}
 
 
 def make_expert(env_name: str, expert: str = DEFAULT_EXPERT):
@@ -50,26 +95,37 @@ def make_expert(env_name: str, expert: str = DEFAULT_EXPERT):
     """
     from metaworld.policies import ENV_POLICY_MAP
     check_expert_choice('mt50', expert)
-    if expert == 'revised' and env_name == 'disassemble-v3':
-        return _holding_disassemble_policy()
+    if expert == 'revised' and env_name in HOLD_RULES:
+        return _holding_policy(HOLD_RULES[env_name])
     return ENV_POLICY_MAP[env_name]()
 
 
-def _holding_disassemble_policy():
-    from metaworld.policies.sawyer_disassemble_v3_policy import SawyerDisassembleV3Policy
+def is_held(rule: HoldRule, state: np.ndarray) -> bool:
+    """Whether `rule` counts the object as held in Meta-World's (39,) state."""
+    hand = state[:3]
+    grasp = state[4:7] + np.asarray(rule.grasp_offset)
+    return bool(np.linalg.norm(hand[:2] - grasp[:2]) <= rule.xy_radius
+                and rule.min_opening <= state[3] < rule.max_opening
+                and abs(hand[2] - grasp[2]) <= rule.height_band)
 
-    class HoldingDisassemblePolicy(SawyerDisassembleV3Policy):
-        """Meta-World's disassemble expert that keeps lifting once the handle is held."""
 
-        @staticmethod
-        def _desired_pos(o_d):
-            hand = o_d['hand_pos']
-            grasp = o_d['wrench_pos'] + np.array([-0.02, 0.0, 0.01])  # Meta-World's offset
-            holding = (np.linalg.norm(hand[:2] - grasp[:2]) <= HOLD_XY_RADIUS
-                       and o_d['gripper'] < HOLD_MAX_OPENING
-                       and abs(hand[2] - grasp[2]) <= HOLD_HEIGHT_BAND)
-            if holding:
-                return hand + np.array([0.0, 0.0, 0.1])
-            return SawyerDisassembleV3Policy._desired_pos(o_d)
+def _holding_policy(rule: HoldRule):
+    import importlib
+    base = getattr(importlib.import_module(f'metaworld.policies.{rule.policy_module}'),
+                   rule.policy_class)
 
-    return HoldingDisassemblePolicy()
+    class HoldingPolicy(base):
+        """Meta-World's expert that keeps to its post-grasp target while the object is held."""
+
+        def get_action(self, obs):
+            action = base.get_action(self, obs)
+            if is_held(rule, np.asarray(obs)):
+                anchor = obs[:3] if rule.from_hand else obs[4:7] + np.asarray(rule.grasp_offset)
+                target = np.asarray(anchor) + np.asarray(rule.lift)
+                action = np.array(action, dtype=np.float32)
+                action[:3] = (target - obs[:3]) * rule.gain   # Meta-World's move()
+                action[3] = rule.grip
+            return action
+
+    HoldingPolicy.__name__ = f'Holding{rule.policy_class}'
+    return HoldingPolicy()
