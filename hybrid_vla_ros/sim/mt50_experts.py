@@ -33,51 +33,37 @@ DEFAULT_EXPERT = 'protocol'
 
 @dataclasses.dataclass(frozen=True)
 class HoldRule:
-    """When a revised expert counts an object as held, and where it then moves the hand.
+    """When a revised expert counts an object as held.
+
+    While it is held, the revised expert answers what the protocol expert answers for the
+    same state with the object exactly at its grasp point in height, i.e. the protocol
+    expert's own post-grasp branch, whatever millimetres the grasp actually sits off.
 
     Attributes:
-        policy_module, policy_class: Meta-World's scripted policy the rule revises.
         grasp_offset: (3,) metres added to the object position (``obs[4:7]``) to get the
             grasp point, as the protocol expert does.
         xy_radius: hand-to-grasp-point distance in x-y within which the object can be held
             (m; the protocol expert's own "above the object" radius).
-        max_opening: the fingers are closed on the object below this gripper opening
-            (0 closed .. 1 open).
-        min_opening: ... and at or above this one (fingers that closed on nothing close
-            further; 0 = no lower bound).
+        min_opening, max_opening: gripper opening (0 closed .. 1 open) of fingers closed on
+            the object; fingers that closed on nothing close further than `min_opening`.
         height_band: |hand - grasp point| in z within which the hold lasts (m); wider than
             the protocol expert's switch, which is what removes the flip.
-        lift: (3,) metres added to the hand (``from_hand``) or to the grasp point (else) to
-            get the target while holding: the protocol expert's own post-grasp target.
-        from_hand: whether `lift` is relative to the hand or the grasp point.
-        gain: the protocol expert's proportional gain (action units per metre of error).
-        grip: grab effort while holding: the protocol expert's at the grasp (it may let go
-            once the hand has moved past its own switch).
 
     """
 
-    policy_module: str
-    policy_class: str
     grasp_offset: Tuple[float, float, float]
     xy_radius: float
-    max_opening: float
     min_opening: float
+    max_opening: float
     height_band: float
-    lift: Tuple[float, float, float]
-    from_hand: bool
-    gain: float
-    grip: float
 
 
-# The revised tasks (env name -> rule); docs/mt50.md says why each.
+# The revised tasks (Meta-World env name -> rule); docs/mt50.md says why each.
 HOLD_RULES: Dict[str, HoldRule] = {
     # Protocol: descend while more than 3 cm above the grasp point, lift within it; a closed
     # grasp sits 2.7-3.1 cm above it.
-    'disassemble-v3': HoldRule(
-        'sawyer_disassemble_v3_policy', 'SawyerDisassembleV3Policy',
-        grasp_offset=(-0.02, 0.0, 0.01), xy_radius=0.02, max_opening=0.6, min_opening=0.0,
-        height_band=0.05, lift=(0.0, 0.0, 0.1), from_hand=True, gain=10.0,
-        grip=0.8),
+    'disassemble-v3': HoldRule(grasp_offset=(-0.02, 0.0, 0.01), xy_radius=0.02,
+                               min_opening=0.0, max_opening=0.6, height_band=0.05),
 }
 
 
@@ -96,7 +82,7 @@ def make_expert(env_name: str, expert: str = DEFAULT_EXPERT):
     from metaworld.policies import ENV_POLICY_MAP
     check_expert_choice('mt50', expert)
     if expert == 'revised' and env_name in HOLD_RULES:
-        return _holding_policy(HOLD_RULES[env_name])
+        return _holding_policy(env_name, HOLD_RULES[env_name])
     return ENV_POLICY_MAP[env_name]()
 
 
@@ -109,23 +95,24 @@ def is_held(rule: HoldRule, state: np.ndarray) -> bool:
                 and abs(hand[2] - grasp[2]) <= rule.height_band)
 
 
-def _holding_policy(rule: HoldRule):
-    import importlib
-    base = getattr(importlib.import_module(f'metaworld.policies.{rule.policy_module}'),
-                   rule.policy_class)
+def held_state(rule: HoldRule, state: np.ndarray) -> np.ndarray:
+    """`state` with the object moved in z to the hand's grasp height: (39,) float64."""
+    out = np.array(state, dtype=np.float64)
+    out[6] = out[2] - rule.grasp_offset[2]
+    return out
 
-    class HoldingPolicy(base):
-        """Meta-World's expert that keeps to its post-grasp target while the object is held."""
+
+def _holding_policy(env_name: str, rule: HoldRule):
+    from metaworld.policies import ENV_POLICY_MAP
+    protocol = ENV_POLICY_MAP[env_name]()
+
+    class HoldingPolicy:
+        """Meta-World's expert that keeps to its post-grasp branch while the object is held."""
 
         def get_action(self, obs):
-            action = base.get_action(self, obs)
             if is_held(rule, np.asarray(obs)):
-                anchor = obs[:3] if rule.from_hand else obs[4:7] + np.asarray(rule.grasp_offset)
-                target = np.asarray(anchor) + np.asarray(rule.lift)
-                action = np.array(action, dtype=np.float32)
-                action[:3] = (target - obs[:3]) * rule.gain   # Meta-World's move()
-                action[3] = rule.grip
-            return action
+                return protocol.get_action(held_state(rule, obs))
+            return protocol.get_action(obs)
 
-    HoldingPolicy.__name__ = f'Holding{rule.policy_class}'
+    HoldingPolicy.__name__ = f'Holding{type(protocol).__name__}'
     return HoldingPolicy()
