@@ -6,7 +6,7 @@ same policy except where its labels are known to contradict themselves in states
 policy visits; it exists only to label training data (``hybrid-vla collect --expert
 revised``), never to score anything. A revision is a `HoldRule`: once the object is
 held, keep to the protocol expert's post-grasp target instead of switching back at its
-threshold. The rules (`HOLD_RULES`; docs/mt50.md, "Stage 8"):
+threshold. The rules (`HOLD_RULES`; docs/mt50.md, "Revised labels for disassemble"):
 
 - **disassemble**: Meta-World's expert descends onto the wrench handle until the hand is
   within 3 cm of its grasp point in height, then lifts. A closed grasp sits 2.7-3.1 cm
