@@ -30,6 +30,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Optional, Sequence
 
 from .tasks import (
+    DEFAULT_EXPERT,
     DEFAULT_SUITE,
     SUITES,
     TaskError,
@@ -79,7 +80,7 @@ def camera_names(suite: str = DEFAULT_SUITE) -> Sequence[str]:
 
 def make_env(suite: str = DEFAULT_SUITE, task: str = 'drawer-open', seed: int = 0,
              image_size=128, cameras: Optional[Sequence[str]] = None,
-             start_jitter: float = 0.0, expert: str = 'protocol') -> SimEnv:
+             start_jitter: float = 0.0, expert: str = DEFAULT_EXPERT) -> SimEnv:
     """Build the environment of one task.
 
     Args:

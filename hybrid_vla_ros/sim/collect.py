@@ -42,7 +42,8 @@ from .recorder import PARTIAL_DIR, EpisodeWriter
 from ..schema import ConfigError
 from ..worker_processes import (WorkerDied, describe_exit, picklable, queued_jobs,
                                 run_in_processes, watch_parent)
-from .tasks import DEFAULT_SUITE, TaskError, check_expert_choice, select_tasks
+from .tasks import (DEFAULT_EXPERT, DEFAULT_SUITE, TaskError, check_expert_choice,
+                    select_tasks)
 
 
 @dataclasses.dataclass
@@ -291,7 +292,7 @@ def record_episode(env: SimEnv, seed: int, path, compress: bool = True,
             meta['noise_correlation'] = repr(float(noise_correlation))
         if env.start_jitter > 0:
             meta['start_jitter'] = repr(env.start_jitter)
-        if env.expert_name != 'protocol':
+        if env.expert_name != DEFAULT_EXPERT:
             meta['expert'] = env.expert_name
         if driver is not None:
             meta['driver_policy'] = driver.checkpoint
@@ -308,7 +309,7 @@ def collect(out_dir, suite: str = DEFAULT_SUITE, tasks: Optional[Sequence[str]] 
             noise_correlation: float = 0.8, start_jitter: float = 0.0,
             policy=None, policy_share: float = 1.0, workers: int = 1,
             bag_version: int = DEFAULT_BAG_VERSION,
-            expert: str = 'protocol') -> CollectionSummary:
+            expert: str = DEFAULT_EXPERT) -> CollectionSummary:
     """Record `episodes` expert episodes of every task (seeds ``seed .. seed+episodes-1``).
 
     Args:
@@ -424,7 +425,7 @@ class _RecordSpec:
     policy: Optional[str]
     policy_share: float
     bag_version: int = DEFAULT_BAG_VERSION
-    expert: str = 'protocol'
+    expert: str = DEFAULT_EXPERT
 
 
 def _record_serially(spec: _RecordSpec, out: Path, pending: Sequence[Tuple[str, int]],

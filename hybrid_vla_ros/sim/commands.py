@@ -13,7 +13,7 @@ import argparse
 
 from ..command_registry import command
 from ..schema import ConfigError
-from .tasks import (DEFAULT_SUITE, EXPERT_CHOICES, MT50_TIERS, SUITES, TaskError,
+from .tasks import (DEFAULT_EXPERT, DEFAULT_SUITE, EXPERT_CHOICES, MT50_TIERS, SUITES, TaskError,
                     check_expert_choice, check_start_jitter)
 
 
@@ -60,7 +60,7 @@ def _collect_args(p: argparse.ArgumentParser) -> None:
     p.add_argument('--policy-share', type=float, default=1.0, metavar='P',
                    help="with --policy: probability that a step executes the policy's action "
                         "rather than the expert's, 0 < P <= 1 (default 1)")
-    p.add_argument('--expert', default='protocol', choices=EXPERT_CHOICES,
+    p.add_argument('--expert', default=DEFAULT_EXPERT, choices=EXPERT_CHOICES,
                    help='scripted expert that labels every step (and drives without --policy): '
                         "protocol (the suite's own; default) or, mt50 only, revised: "
                         "Meta-World's experts with this package's label fixes (disassemble "

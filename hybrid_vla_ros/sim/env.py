@@ -29,7 +29,7 @@ from typing import Dict, Iterator, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from .rendering import CameraRenderer, parse_image_size
-from .tasks import TaskSpec
+from .tasks import DEFAULT_EXPERT, TaskSpec
 
 # Control steps recorded after the first success, so demonstrations show the settled state.
 LINGER_STEPS = 5
@@ -157,7 +157,7 @@ class SimEnv(abc.ABC):
     command_kind: str
     action_dim: int
     start_jitter: float = 0.0  # metres per axis; only the metaworld suite varies its start
-    expert_name: str = 'protocol'  # which scripted expert labels (mt50 also has 'revised')
+    expert_name: str = DEFAULT_EXPERT  # which scripted expert labels (mt50 also: 'revised')
     default_cameras: Tuple[str, ...] = ('front',)
     # True: observations render their images when first read (`RenderedOnRead`), which a
     # closed-loop evaluation uses; False: every observation renders at once (recording).

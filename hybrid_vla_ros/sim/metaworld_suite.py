@@ -185,7 +185,6 @@ class MetaWorldEnv(SimEnv):
         if unknown:
             raise TaskError(f'unknown camera(s) {", ".join(unknown)} for the {task.suite} '
                             f'suite; choose from {", ".join(self.available_cameras)}')
-        from metaworld.policies import ENV_POLICY_MAP
         self.scene = SCENES.get(task.scene)
         env_name = task.params['env']
         env = self._make_meta_world_env(env_name, task)
@@ -195,7 +194,7 @@ class MetaWorldEnv(SimEnv):
         env._set_task_called = True
         env._freeze_rand_vec = True
         self.mw = env
-        self.expert = ENV_POLICY_MAP[env_name]()
+        self.expert = self._make_expert(env_name)
         self.control_period = float(env.dt)
         self.action_scale = float(env.action_scale)
         model = env.model
@@ -206,6 +205,11 @@ class MetaWorldEnv(SimEnv):
         self._mw_success = False
         self._rest = self._rest_pose()
         self._hand_home = np.array(env.hand_init_pos, dtype=np.float64)
+
+    def _make_expert(self, env_name: str):
+        """The scripted policy that `expert_action` asks (Meta-World's for `env_name`)."""
+        from metaworld.policies import ENV_POLICY_MAP
+        return ENV_POLICY_MAP[env_name]()
 
     def _make_meta_world_env(self, env_name: str, task: TaskSpec):
         """Meta-World's environment of `env_name`, built with this suite's scene model."""

@@ -26,9 +26,7 @@ from typing import Dict, Tuple
 
 import numpy as np
 
-from .tasks import check_expert_choice
-
-DEFAULT_EXPERT = 'protocol'
+from .tasks import DEFAULT_EXPERT, check_expert_choice
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,9 +79,10 @@ def make_expert(env_name: str, expert: str = DEFAULT_EXPERT):
     """
     from metaworld.policies import ENV_POLICY_MAP
     check_expert_choice('mt50', expert)
+    protocol = ENV_POLICY_MAP[env_name]()
     if expert == 'revised' and env_name in HOLD_RULES:
-        return _holding_policy(env_name, HOLD_RULES[env_name])
-    return ENV_POLICY_MAP[env_name]()
+        return HoldingPolicy(protocol, HOLD_RULES[env_name])
+    return protocol
 
 
 def is_held(rule: HoldRule, state: np.ndarray) -> bool:
@@ -102,17 +101,21 @@ def held_state(rule: HoldRule, state: np.ndarray) -> np.ndarray:
     return out
 
 
-def _holding_policy(env_name: str, rule: HoldRule):
-    from metaworld.policies import ENV_POLICY_MAP
-    protocol = ENV_POLICY_MAP[env_name]()
+class HoldingPolicy:
+    """A protocol expert that keeps to its post-grasp branch while `rule` says the object is
+    held (`held_state`); elsewhere it is the protocol expert unchanged.
 
-    class HoldingPolicy:
-        """Meta-World's expert that keeps to its post-grasp branch while the object is held."""
+    Args:
+        protocol: Meta-World's scripted policy of the task.
+        rule: when the object counts as held.
 
-        def get_action(self, obs):
-            if is_held(rule, np.asarray(obs)):
-                return protocol.get_action(held_state(rule, obs))
-            return protocol.get_action(obs)
+    """
 
-    HoldingPolicy.__name__ = f'Holding{type(protocol).__name__}'
-    return HoldingPolicy()
+    def __init__(self, protocol, rule: HoldRule) -> None:
+        self.protocol, self.rule = protocol, rule
+
+    def get_action(self, obs) -> np.ndarray:
+        """(4,) float32 action for Meta-World's (39,) observation `obs`."""
+        if is_held(self.rule, np.asarray(obs)):
+            return self.protocol.get_action(held_state(self.rule, obs))
+        return self.protocol.get_action(obs)

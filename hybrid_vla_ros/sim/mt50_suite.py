@@ -32,8 +32,8 @@ import mujoco
 import numpy as np
 
 from .metaworld_suite import UPSIDE_DOWN_CAMERAS, WRIST_CAMERA, MetaWorldEnv
-from .mt50_experts import DEFAULT_EXPERT, make_expert
-from .tasks import TaskSpec
+from .mt50_experts import make_expert
+from .tasks import DEFAULT_EXPERT, TaskSpec
 
 # LeRobot's Meta-World evaluation camera: corner2 moved here (metres, world frame).
 CORNER2_POSITION = (0.75, 0.075, 0.7)
@@ -92,9 +92,11 @@ class MT50Env(MetaWorldEnv):
 
     def __init__(self, task: TaskSpec, seed: int = 0, image_size=128, cameras=None,
                  start_jitter: float = 0.0, expert: str = DEFAULT_EXPERT) -> None:
+        self.expert_name = expert  # read by `_make_expert` during the base initialisation
         super().__init__(task, seed, image_size, cameras, start_jitter)
-        self.expert = make_expert(task.params['env'], expert)
-        self.expert_name = expert
+
+    def _make_expert(self, env_name: str):
+        return make_expert(env_name, self.expert_name)
 
     def _make_meta_world_env(self, env_name: str, task: TaskSpec):
         return _env_class(env_name)()

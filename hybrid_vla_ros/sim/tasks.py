@@ -53,7 +53,8 @@ def check_start_jitter(suite: str, jitter: float) -> None:
                         f'suite always starts from its home pose (use 0)')
 
 
-EXPERT_CHOICES = ('protocol', 'revised')
+DEFAULT_EXPERT = 'protocol'
+EXPERT_CHOICES = (DEFAULT_EXPERT, 'revised')
 
 
 def check_expert_choice(suite: str, expert: str) -> None:
@@ -61,7 +62,7 @@ def check_expert_choice(suite: str, expert: str) -> None:
     everywhere, ``revised`` (training labels, `mt50_experts`) on mt50 only."""
     if expert not in EXPERT_CHOICES:
         raise TaskError(f'unknown expert {expert!r}; choose from {", ".join(EXPERT_CHOICES)}')
-    if expert != 'protocol' and suite != 'mt50':
+    if expert != DEFAULT_EXPERT and suite != 'mt50':
         raise TaskError(f'the {expert} expert exists for the mt50 suite only; the {suite} '
                         f'suite has its protocol expert (use protocol)')
 
