@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -740,3 +741,52 @@ def test_paraphrases_change_the_words_read_in_training_only(collected, tmp_path)
                                           r"training data is in a paraphrase group"):
         Trainer(cfg, [str(collected / 'bags')], tmp_path / 'run2', progress=False,
                 log=lambda *_: None)
+
+
+def test_episode_weights_choose_how_often_training_reads_each_episode(collected, tmp_path):
+    """data.episode_weights: weight 0 leaves a task out, weight 3 reads an episode three
+    times as often, the epoch is the weighted sample count, the draw repeats per (seed,
+    epoch), and a whole run trains on it; a rule that matches nothing, or names nothing,
+    is refused with its key."""
+    from hybrid_vla_ros.training.episode_weights import WeightedEpochSampler
+    path = write_config(collected, 'weighted', epochs=1)
+    cfg_map = yaml.safe_load(path.read_text())
+    cfg_map['data']['episode_weights'] = [{'task': 'drawer-close', 'weight': 0},
+                                          {'path': '*/drawer-open_1', 'weight': 3}]
+    path.write_text(yaml.safe_dump(cfg_map))
+    lines = []
+    trainer = Trainer(load_train_config(path), [str(collected / 'bags')], tmp_path / 'run',
+                      progress=False, log=lines.append)
+    episodes = [trainer.dataset.episodes[i] for i in trainer.dataset.train_episodes]
+    lengths = {Path(e.path).name: len(e) for e in episodes}
+    epoch = lengths['drawer-open_0'] + 3 * lengths['drawer-open_1']
+    assert any(f'2 episodes left out, 1 reweighted; an epoch is {epoch} samples' in line
+               for line in lines), lines
+    sampler = WeightedEpochSampler(trainer.sample_weights, seed=0)
+    sampler.set_epoch(0)
+    drawn = list(sampler)
+    assert len(drawn) == epoch and list(sampler) == drawn
+    sampler.set_epoch(1)
+    assert list(sampler) != drawn
+    names = [Path(trainer.dataset.episodes[trainer.dataset.train[i]['episode']].path).name
+             for i in drawn]
+    assert 'drawer-close_0' not in names and 'drawer-close_1' not in names
+    per_sample = {n: names.count(n) / lengths[n] for n in ('drawer-open_0', 'drawer-open_1')}
+    assert 2.0 < per_sample['drawer-open_1'] / per_sample['drawer-open_0'] < 4.5, per_sample
+    # Two ranks split one draw between them.
+    halves = [WeightedEpochSampler(trainer.sample_weights, seed=0, rank=r, world_size=2)
+              for r in (0, 1)]
+    assert [len(h) for h in halves] == [epoch // 2] * 2
+    trainer.run()
+    (end,) = records(tmp_path / 'run', 'stage_end')
+    assert end['step'] == epoch // 16          # batch 16, the last partial batch dropped
+    cfg_map['data']['episode_weights'] = [{'task': 'drawer-slam', 'weight': 2}]
+    path.write_text(yaml.safe_dump(cfg_map))
+    with pytest.raises(ConfigError, match=r'data.episode_weights\[0\].*matches no training '
+                                          r'episode.*drawer-close, drawer-open'):
+        Trainer(load_train_config(path), [str(collected / 'bags')], tmp_path / 'run2',
+                progress=False, log=lambda *_: None)
+    cfg_map['data']['episode_weights'] = [{'weight': 2}]
+    path.write_text(yaml.safe_dump(cfg_map))
+    with pytest.raises(ConfigError, match=r'data.episode_weights\[0\]: give `path`'):
+        load_train_config(path)

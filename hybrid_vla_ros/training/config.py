@@ -16,6 +16,7 @@ clipping, seeding. The strategies are presets of stages:
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 from pathlib import Path
 from typing import Any, List, Optional
 
@@ -52,6 +53,31 @@ class StageConfig:
 
 
 @dataclasses.dataclass
+class EpisodeWeight:
+    """One rule of `data.episode_weights`: the episodes it matches and their weight."""
+
+    weight: float = spec(minimum=0.0, doc='how many times an epoch each matched sample is '
+                         'read on average (0 = leave these episodes out of training)')
+    path: Optional[str] = spec(None, doc='glob matched against the bag directory path '
+                               '(fnmatch: `*` also crosses `/`), e.g. "*/mt50_revised/*"; '
+                               'unset = any path')
+    task: Optional[str] = spec(None, doc='the task recorded in the bag (hybrid_vla.task, '
+                               'e.g. disassemble); unset = any task')
+
+    def validate(self, path: str) -> None:
+        """A rule must name its episodes by path, task or both."""
+        if self.path is None and self.task is None:
+            raise ConfigError(f'{path}: give `path` (a glob of bag paths), `task` or both; '
+                              'a rule without either would weight every episode')
+
+    def matches(self, bag_path: str, task: str) -> bool:
+        """True when the episode at `bag_path` recording `task` is one this rule names."""
+        if self.path is not None and not fnmatch.fnmatchcase(str(bag_path), self.path):
+            return False
+        return self.task is None or task == self.task
+
+
+@dataclasses.dataclass
 class DataConfig:
     """Where samples come from and how they are split."""
 
@@ -64,6 +90,12 @@ class DataConfig:
                              'demonstration failed (hybrid_vla.success false); policy-driven '
                              '(DAgger, collect --policy) episodes are kept: their labels are '
                              'the expert\'s')
+    episode_weights: List[EpisodeWeight] = spec(
+        default_factory=list, doc='how often training reads each episode: rules of '
+        '{path: GLOB, task: NAME, weight: W}; a matched episode\'s samples are read W times '
+        'an epoch on average (0 = left out; several matching rules multiply) and an epoch '
+        'becomes the weighted sample count, drawn with replacement; a rule that matches no '
+        'training episode is an error; empty = every sample once an epoch, shuffled')
     augment_proprio_noise: float = spec(
         0.0, minimum=0.0, doc='Gaussian noise added to the proprioception the network sees '
         'in training, in units of each field\'s standard deviation (0 = off); keeps the '

@@ -40,6 +40,7 @@ from ..model.losses import hybrid_objective
 from ..schema import ConfigError, mapping_differences
 from .config import PARTS, StageConfig, TrainConfig
 from .distributed import Distributed
+from .episode_weights import WeightedEpochSampler, describe, episode_weights, sample_weights
 from .paraphrases import Paraphrases
 from .weight_average import WeightAverage
 
@@ -327,6 +328,14 @@ class Trainer:
             raise ConfigError('the training split is empty: give more episodes or lower '
                               'data.val_fraction')
         self.log(f'data: {self.dataset.summary}')
+        # Per-sample weights of the training split (None: every sample once an epoch).
+        self.sample_weights = None
+        if cfg.data.episode_weights:
+            train = [self.dataset.episodes[i] for i in self.dataset.train_episodes]
+            weights = episode_weights(cfg.data.episode_weights, train)
+            lengths = [len(e) for e in train]
+            self.sample_weights = sample_weights(weights, lengths)
+            self.log(describe(cfg.data.episode_weights, weights, lengths))
         self.paraphrases = None
         if cfg.data.paraphrases is not None:
             self.paraphrases = Paraphrases.load(cfg.data.paraphrases)
@@ -407,7 +416,12 @@ class Trainer:
         objective = self.dist.wrap(Objective(self.policy))
         optimizer = make_optimizer(params, o, o.lr * stage.lr_scale)
         self.ema = WeightAverage(params, o.ema_decay) if o.ema_decay > 0 else None
-        sampler = self.dist.sampler(self.dataset.train, seed=o.seed)
+        if self.sample_weights is not None:
+            sampler = WeightedEpochSampler(self.sample_weights, seed=o.seed,
+                                           rank=self.dist.rank,
+                                           world_size=self.dist.world_size)
+        else:
+            sampler = self.dist.sampler(self.dataset.train, seed=o.seed)
         steps_per_epoch = len(self._loader(sampler, 0))
         if steps_per_epoch == 0:
             raise ConfigError(f'the training split has {len(self.dataset.train)} samples, '
