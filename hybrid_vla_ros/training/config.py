@@ -58,9 +58,9 @@ class EpisodeWeight:
 
     weight: float = spec(minimum=0.0, doc='how many times an epoch each matched sample is '
                          'read on average (0 = leave these episodes out of training)')
-    path: Optional[str] = spec(None, doc='glob matched against the bag directory path '
-                               '(fnmatch: `*` also crosses `/`), e.g. "*/mt50_revised/*"; '
-                               'unset = any path')
+    path: Optional[str] = spec(None, doc='glob matched against the bag directory\'s '
+                               'absolute path (fnmatch: `*` also crosses `/`), e.g. '
+                               '"*/mt50_revised/*"; unset = any path')
     task: Optional[str] = spec(None, doc='the task recorded in the bag (hybrid_vla.task, '
                                'e.g. disassemble); unset = any task')
 
