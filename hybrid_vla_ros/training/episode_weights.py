@@ -23,18 +23,19 @@ from .config import EpisodeWeight
 def episode_weights(rules: Sequence[EpisodeWeight], episodes, *,
                     key: str = 'data.episode_weights') -> np.ndarray:
     """Weight of each episode (E,) float64: the product of the rules that match it, 1 where
-    none does. `episodes` need ``path`` and ``task``. Raises `ConfigError` naming a rule
-    that matches no episode (a mistyped glob or task would otherwise pass unnoticed)."""
+    none does. `episodes` (at least one) need ``path`` and ``task``. Raises `ConfigError`
+    naming a rule that matches no episode (a mistyped glob or task would otherwise pass
+    unnoticed)."""
     weights = np.ones(len(episodes), np.float64)
     for i, rule in enumerate(rules):
         hit = np.array([rule.matches(e.path, e.task) for e in episodes], bool)
         if not hit.any():
             tasks = sorted({e.task for e in episodes})
+            more = ' ...' if len(tasks) > 12 else ''
             raise ConfigError(
                 f'{key}[{i}] (path {rule.path!r}, task {rule.task!r}) matches no training '
                 f'episode; bag paths look like {episodes[0].path!r} and the tasks are '
-                f'{", ".join(tasks[:12])}{" ..." if len(tasks) > 12 else ""}' if episodes
-                else f'{key}[{i}]: there are no training episodes to weight')
+                f'{", ".join(tasks[:12])}{more}')
         weights[hit] *= rule.weight
     return weights
 
