@@ -3,11 +3,15 @@
 # made: collect the scripted experts of all 50 Meta-World v3 tasks (50 episodes per task,
 # seeds 0-49), 75 more episodes (seeds 50-124) of the fourteen tasks stage 3 adds and 75
 # more (seeds 125-199) of the ten tasks stage 6 adds, train the seven stages
-# (config/train/mt50_stage{1,...,7}.yaml, each starting from the previous one's best
+# (config/train/mt50_stage{1,...,8}.yaml, each starting from the previous one's best
 # weights; stage 4 reads instruction paraphrases, stage 5 switches the language input to
 # per-token states, stage 6 averages the weights, stage 7 adds 20 episodes of each of
 # sixteen tasks driven by the stage-6 policy and labelled by the expert: DAgger, seeds
-# 300-319; its collection counts as training time below), export, evaluate by
+# 300-319; its collection counts as training time below), stage 8 relabels disassemble
+# (the revised expert's own 200 episodes, seeds 0-199, and 200 episodes the stage-7 policy
+# drives, seeds 400-599, labelled by the revised expert; the protocol expert's disassemble
+# episodes are left out) and adds 40 stage-7-driven, expert-labelled episodes of each of
+# nineteen tasks (seeds 600-639), export, evaluate by
 # the published protocol (50 episodes per task from seed 1000, training and held-out
 # phrasings beside the expert).
 # `make train-mt50` runs this and prints how long each part took.
@@ -24,6 +28,11 @@ DATA=${DATA:-data/mt50}
 EXTRA=${EXTRA:-data/mt50_extra}
 EXTRA2=${EXTRA2:-data/mt50_extra2}
 DAGGER=${DAGGER:-data/mt50_dagger}
+# Stage 8 reads these by their directory names (config/train/mt50_stage8.yaml weights
+# episodes by path): keep the names.
+REVISED=data/mt50_revised
+REVISED_DAGGER=data/mt50_revised_dagger7
+DAGGER8=data/mt50_dagger7
 RUN=${RUN:-runs/mt50}
 MODEL=${MODEL:-models/mt50}
 EVAL_EPISODES=${EVAL_EPISODES:-50}
@@ -39,12 +48,17 @@ EXTRA2_TASKS="bin-picking soccer reach-wall reach disassemble door-lock peg-inse
 DAGGER_TASKS="bin-picking reach-wall disassemble reach soccer door-lock peg-insert-side
  push-back box-close shelf-place pick-place-wall handle-pull peg-unplug-side pick-place
  basketball stick-pull"
+# The weak tasks of the stage-7 protocol run; stage 8 trains on the stage-7 policy's own
+# episodes of them, labelled by the expert (disassemble gets the revised expert's labels).
+DAGGER8_TASKS="bin-picking reach-wall reach soccer door-lock peg-insert-side push-back
+ box-close shelf-place pick-place-wall handle-pull peg-unplug-side pick-place basketball
+ stick-pull handle-pull-side assembly hand-insert plate-slide-back"
 
 stamp() { date +%s; }
 minutes() { echo $(( ($2 - $1) / 60 )); }
 
 # train STAGE DATA...: run (or resume) one stage into $RUN/stageN, starting from $MODEL
-# for stages 2 to 7, then copy its best weights to $MODEL for the next stage.
+# for stages 2 to 8, then copy its best weights to $MODEL for the next stage.
 train_stage() {
   local stage=$1; shift
   local out="$RUN/stage$stage" config="config/train/mt50_stage$stage.yaml"
@@ -67,8 +81,9 @@ dagger_collect() {
   echo "== DAgger episodes for stage $stage: $out"
   $BIN/hybrid-vla export --checkpoint "$MODEL"
   # shellcheck disable=SC2086  # the task list is meant to split into words
-  $BIN/hybrid-vla collect --suite mt50 --episodes 20 --seed "$seed" --out "$out" \
-    --workers "$WORKERS" --policy "$MODEL" --policy-share 1.0 --tasks $tasks
+  $BIN/hybrid-vla collect --suite mt50 --episodes "${EPISODES:-20}" --seed "$seed" --out "$out" \
+    --workers "$WORKERS" --policy "$MODEL" --policy-share 1.0 --expert "${EXPERT:-protocol}" \
+    --tasks $tasks
 }
 
 T0=$(stamp)
@@ -88,6 +103,13 @@ train_stage 5 "$DATA" "$EXTRA"
 train_stage 6 "$DATA" "$EXTRA" "$EXTRA2"
 dagger_collect 7 "$DAGGER" 300 "$DAGGER_TASKS"
 train_stage 7 "$DATA" "$EXTRA" "$EXTRA2" "$DAGGER"
+if [ ! -e "$RUN/stage8/last" ]; then
+  $BIN/hybrid-vla collect --suite mt50 --episodes 200 --seed 0 --out "$REVISED" \
+    --workers "$WORKERS" --expert revised --tasks disassemble
+fi
+EPISODES=200 EXPERT=revised dagger_collect 8 "$REVISED_DAGGER" 400 disassemble
+EPISODES=40 dagger_collect 8 "$DAGGER8" 600 "$DAGGER8_TASKS"
+train_stage 8 "$DATA" "$EXTRA" "$EXTRA2" "$REVISED" "$REVISED_DAGGER" "$DAGGER8"
 T2=$(stamp)
 $BIN/hybrid-vla export --checkpoint "$MODEL"
 T3=$(stamp)
