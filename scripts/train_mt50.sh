@@ -2,7 +2,7 @@
 # Reproduce the MT50 policy (models/mt50) from scratch, the way the shipped checkpoint was
 # made: collect the scripted experts of all 50 Meta-World v3 tasks (50 episodes per task,
 # seeds 0-49), 75 more episodes (seeds 50-124) of the fourteen tasks stage 3 adds and 75
-# more (seeds 125-199) of the ten tasks stage 6 adds, train the seven stages
+# more (seeds 125-199) of the ten tasks stage 6 adds, train the eight stages
 # (config/train/mt50_stage{1,...,8}.yaml, each starting from the previous one's best
 # weights; stage 4 reads instruction paraphrases, stage 5 switches the language input to
 # per-token states, stage 6 averages the weights, stage 7 adds 20 episodes of each of
