@@ -28,8 +28,10 @@ DATA=${DATA:-data/mt50}
 EXTRA=${EXTRA:-data/mt50_extra}
 EXTRA2=${EXTRA2:-data/mt50_extra2}
 DAGGER=${DAGGER:-data/mt50_dagger}
-# Stage 8 reads these by their directory names (config/train/mt50_stage8.yaml weights
-# episodes by path): keep the names.
+# Stage 8 weights episodes by their bag paths (config/train/mt50_stage8.yaml: the
+# protocol expert's disassemble under */mt50/*, */mt50_extra/*, */mt50_extra2/*, the
+# revised expert's under */mt50_revised/*), so DATA, EXTRA and EXTRA2 keep their default
+# directory names here; a rule that matches no bag stops the stage with its index.
 REVISED=data/mt50_revised
 REVISED_DAGGER=data/mt50_revised_dagger7
 DAGGER8=data/mt50_dagger7
