@@ -73,18 +73,19 @@ train_stage() {
   cp "$out/best/config.yaml" "$out/best/model.safetensors" "$MODEL/"
 }
 
-# dagger_collect STAGE OUT SEED TASKS: the weights in $MODEL (the previous stage's) drive
-# 20 episodes of each task while the scripted expert labels every state (DAgger). Only
-# before STAGE starts: once it has, $MODEL may already hold newer weights, and the
-# collection finished before the stage began (bags already recorded are skipped on a rerun).
+# dagger_collect STAGE OUT SEED TASKS EPISODES EXPERT: the weights in $MODEL (the previous
+# stage's) drive EPISODES episodes of each task while the scripted expert EXPERT (protocol
+# or revised) labels every state (DAgger). Only before STAGE starts: once it has, $MODEL
+# may already hold newer weights, and the collection finished before the stage began (bags
+# already recorded are skipped on a rerun).
 dagger_collect() {
-  local stage=$1 out=$2 seed=$3 tasks=$4
+  local stage=$1 out=$2 seed=$3 tasks=$4 episodes=$5 expert=$6
   if [ -e "$RUN/stage$stage/last" ]; then return; fi
   echo "== DAgger episodes for stage $stage: $out"
   $BIN/hybrid-vla export --checkpoint "$MODEL"
   # shellcheck disable=SC2086  # the task list is meant to split into words
-  $BIN/hybrid-vla collect --suite mt50 --episodes "${EPISODES:-20}" --seed "$seed" --out "$out" \
-    --workers "$WORKERS" --policy "$MODEL" --policy-share 1.0 --expert "${EXPERT:-protocol}" \
+  $BIN/hybrid-vla collect --suite mt50 --episodes "$episodes" --seed "$seed" --out "$out" \
+    --workers "$WORKERS" --policy "$MODEL" --policy-share 1.0 --expert "$expert" \
     --tasks $tasks
 }
 
@@ -96,6 +97,8 @@ $BIN/hybrid-vla collect --suite mt50 --episodes 75 --seed 50 --out "$EXTRA" \
 # shellcheck disable=SC2086
 $BIN/hybrid-vla collect --suite mt50 --episodes 75 --seed 125 --out "$EXTRA2" \
   --workers "$WORKERS" --tasks $EXTRA2_TASKS
+$BIN/hybrid-vla collect --suite mt50 --episodes 200 --seed 0 --out "$REVISED" \
+  --workers "$WORKERS" --expert revised --tasks disassemble
 T1=$(stamp)
 train_stage 1 "$DATA"
 train_stage 2 "$DATA"
@@ -103,14 +106,10 @@ train_stage 3 "$DATA" "$EXTRA"
 train_stage 4 "$DATA" "$EXTRA"
 train_stage 5 "$DATA" "$EXTRA"
 train_stage 6 "$DATA" "$EXTRA" "$EXTRA2"
-dagger_collect 7 "$DAGGER" 300 "$DAGGER_TASKS"
+dagger_collect 7 "$DAGGER" 300 "$DAGGER_TASKS" 20 protocol
 train_stage 7 "$DATA" "$EXTRA" "$EXTRA2" "$DAGGER"
-if [ ! -e "$RUN/stage8/last" ]; then
-  $BIN/hybrid-vla collect --suite mt50 --episodes 200 --seed 0 --out "$REVISED" \
-    --workers "$WORKERS" --expert revised --tasks disassemble
-fi
-EPISODES=200 EXPERT=revised dagger_collect 8 "$REVISED_DAGGER" 400 disassemble
-EPISODES=40 dagger_collect 8 "$DAGGER8" 600 "$DAGGER8_TASKS"
+dagger_collect 8 "$REVISED_DAGGER" 400 disassemble 200 revised
+dagger_collect 8 "$DAGGER8" 600 "$DAGGER8_TASKS" 40 protocol
 train_stage 8 "$DATA" "$EXTRA" "$EXTRA2" "$REVISED" "$REVISED_DAGGER" "$DAGGER8"
 T2=$(stamp)
 $BIN/hybrid-vla export --checkpoint "$MODEL"
