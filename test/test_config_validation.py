@@ -166,12 +166,16 @@ def test_ema_decay_out_of_range_is_named(tmp_path):
     stage7 = load_train_config(f'{REPO}/config/train/mt50_stage7.yaml')
     assert (stage7.optim.epochs, stage7.optim.ema_decay) == (0.4, 0.999)
     assert stage7.data.drop_failed and stage7.model == stage6.model
-    # Stage 8 (shipped) leaves the protocol expert's disassemble labels out and reads the
-    # revised expert's twice, otherwise stage 7's recipe.
+    # Stage 8 leaves the protocol expert's disassemble labels out and reads the revised
+    # expert's twice, otherwise stage 7's recipe.
     stage8 = load_train_config(f'{REPO}/config/train/mt50_stage8.yaml')
     weights = {(w.task, w.path): w.weight for w in stage8.data.episode_weights}
     assert weights[('disassemble', '*/mt50/*')] == 0 and weights[(None, '*/mt50_revised/*')] == 2
     assert stage8.optim.epochs == 0.5 and stage8.model == stage7.model
+    # Stage 9 (shipped) is stage 8's recipe over more data: the same weights through base:.
+    stage9 = load_train_config(f'{REPO}/config/train/mt50_stage9.yaml')
+    assert stage9.data.episode_weights == stage8.data.episode_weights
+    assert stage9.optim == stage8.optim and stage9.model == stage8.model
 
 
 @pytest.mark.parametrize('path', sorted(Path(REPO, 'config', 'train').rglob('*.yaml')),
