@@ -261,6 +261,38 @@ def test_revised_disassemble_expert_lifts_where_the_protocol_expert_flips():
         env.close()
 
 
+def test_revised_plate_slide_back_expert_keeps_dragging_where_the_protocol_expert_lifts():
+    # Meta-World's expert drags the plate only while the hand is within 1 cm of its pressing
+    # point in x-y; on its own episode the plate slips further under the hand in the last,
+    # sideways drag and it goes back up to come down again. The revision keeps dragging
+    # within 3 cm.
+    from hybrid_vla_ros.sim.mt50_experts import HOLD_RULES, is_held, make_expert
+    rule = HOLD_RULES['plate-slide-back-v3']
+    env = make_env('mt50', 'plate-slide-back', seed=1, cameras=[])
+    revised = make_expert('plate-slide-back-v3', 'revised')
+    try:
+        obs = env.reset(1)   # seed 0's goal is reached before the plate slips
+        held = lifted = 0
+        for _ in range(200):
+            state = obs.state
+            protocol_action = env.expert_action(obs)
+            with warnings.catch_warnings():
+                warnings.simplefilter('ignore')
+                revised_action = np.clip(revised.get_action(state), -1.0, 1.0)
+            if is_held(rule, state):
+                held += 1
+                assert abs(revised_action[2]) < 1e-6    # drags at the plate's height
+                lifted += protocol_action[2] > 0.1       # the protocol expert goes back up
+            else:
+                np.testing.assert_allclose(revised_action, protocol_action)
+            obs, _, done = env.step(protocol_action)
+            if done:
+                break
+        assert env.succeeded and held > 10 and lifted > 0
+    finally:
+        env.close()
+
+
 def test_collect_with_the_revised_expert_records_which_expert_labelled(tmp_path):
     from hybrid_vla_ros.data.bag import read_custom_data
     summary = collect(tmp_path / 'bags', suite='mt50', tasks=['disassemble'], episodes=1,

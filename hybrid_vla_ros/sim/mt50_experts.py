@@ -6,7 +6,8 @@ same policy except where its labels are known to contradict themselves in states
 policy visits; it exists only to label training data (``hybrid-vla collect --expert
 revised``), never to score anything. A revision is a `HoldRule`: once the object is
 held, keep to the protocol expert's post-grasp target instead of switching back at its
-threshold. The rules (`HOLD_RULES`; docs/mt50.md, "Revised labels for disassemble"):
+threshold. The rules (`HOLD_RULES`; docs/mt50.md, "Revised labels for disassemble" and
+"Revised labels for plate-slide-back"):
 
 - **disassemble**: Meta-World's expert descends onto the wrench handle until the hand is
   within 3 cm of its grasp point in height, then lifts. A closed grasp sits 2.7-3.1 cm
@@ -15,6 +16,13 @@ threshold. The rules (`HOLD_RULES`; docs/mt50.md, "Revised labels for disassembl
   once the handle is held: within 2 cm of the grasp point in x-y, gripper opening below 0.6
   and within 5 cm in height. Everywhere else it is Meta-World's expert, so the
   demonstrations it drives itself are the same up to that switch.
+- **plate-slide-back**: Meta-World's expert drags the plate by pressing on it 6.5 cm in
+  front of its centre while the hand is within 1 cm of that point in x-y, and otherwise
+  goes 10 cm above it to come down again; the plate slips further than 1 cm under the hand
+  in most of its own episodes' last, sideways drag, so its labels flip between "drag" and
+  "go up" there too. The revision keeps dragging while the hand is within 3 cm of the
+  pressing point in x-y and within the protocol's own 4 cm in height (the plate moved
+  under the hand, `HoldRule.snap_xy`).
 
 Meta-World is imported when an expert is built, not when this module is.
 """
@@ -46,6 +54,9 @@ class HoldRule:
             the object; fingers that closed on nothing close further than `min_opening`.
         height_band: |hand - grasp point| in z within which the hold lasts (m); wider than
             the protocol expert's switch, which is what removes the flip.
+        snap_xy: also move the object in x-y to sit exactly under the hand (for an object
+            dragged rather than grasped, whose protocol expert re-approaches from above as
+            soon as the hand slips off the grasp point in x-y).
 
     """
 
@@ -54,6 +65,7 @@ class HoldRule:
     min_opening: float
     max_opening: float
     height_band: float
+    snap_xy: bool = False
 
 
 # The revised tasks (Meta-World env name -> rule); docs/mt50.md says why each.
@@ -62,6 +74,11 @@ HOLD_RULES: Dict[str, HoldRule] = {
     # grasp sits 2.7-3.1 cm above it.
     'disassemble-v3': HoldRule(grasp_offset=(-0.02, 0.0, 0.01), xy_radius=0.02,
                                min_opening=0.0, max_opening=0.6, height_band=0.05),
+    # Protocol: drag the plate pressing on it 6.5 cm in front of its centre while the hand is
+    # within 1 cm of that point in x-y, else go 10 cm above it and come down again.
+    'plate-slide-back-v3': HoldRule(grasp_offset=(0.0, -0.065, 0.025), xy_radius=0.03,
+                                    min_opening=0.0, max_opening=2.0, height_band=0.04,
+                                    snap_xy=True),
 }
 
 
@@ -95,9 +112,12 @@ def is_held(rule: HoldRule, state: np.ndarray) -> bool:
 
 
 def held_state(rule: HoldRule, state: np.ndarray) -> np.ndarray:
-    """`state` with the object moved in z to the hand's grasp height: (39,) float64."""
+    """`state` with the object moved in z to the hand's grasp height (and, with
+    `rule.snap_xy`, in x-y under the hand's grasp point): (39,) float64."""
     out = np.array(state, dtype=np.float64)
     out[6] = out[2] - rule.grasp_offset[2]
+    if rule.snap_xy:
+        out[4:6] = out[0:2] - np.asarray(rule.grasp_offset[:2])
     return out
 
 
