@@ -64,7 +64,8 @@ def _collect_args(p: argparse.ArgumentParser) -> None:
                    help='scripted expert that labels every step (and drives without --policy): '
                         "protocol (the suite's own; default) or, mt50 only, revised: "
                         "Meta-World's experts with this package's label fixes (disassemble "
-                        'keeps lifting once the handle is held; docs/mt50.md). Training '
+                        'keeps lifting once the handle is held, plate-slide-back keeps '
+                        'dragging the plate; docs/sim.md). Training '
                         'labels only: evaluations always score against the protocol expert')
     p.add_argument('--workers', type=int, default=1,
                    help='episodes recorded at once, each worker in its own process on one '
