@@ -5,6 +5,7 @@ environment, the corner2 camera — recorded and evaluated like the other suites
 import json
 import os
 import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -281,6 +282,20 @@ def test_revised_plate_slide_back_expert_keeps_dragging_where_the_protocol_exper
         assert abs(revised_action[2]) < 1e-6           # drags at the plate's height
     lifted = sum(protocol_action[2] > 0.1 for protocol_action, _ in held)  # goes back up
     assert succeeded and len(held) > 10 and lifted > 0
+
+
+def test_expert_shoves_script_runs_both_experts_and_names_the_revised_tasks():
+    # scripts/expert_shoves.py backs docs/mt50.md's shove figures for plate-slide-back.
+    script = [sys.executable, f'{REPO}/scripts/expert_shoves.py']
+    r = subprocess.run(script + ['plate-slide-back', '--seeds', '2', '--sigma', '1.0',
+                                 '--every', '5'], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert [line.split()[0] for line in lines] == ['protocol', 'revised']
+    assert all('success 2/2' in line for line in lines), lines
+    r = subprocess.run(script + ['soccer'], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and 'Traceback' not in r.stderr
+    assert 'soccer: no revised expert; tasks with one: disassemble, plate-slide-back' in r.stderr
 
 
 def test_collect_with_the_revised_expert_records_which_expert_labelled(tmp_path):
