@@ -75,7 +75,8 @@ HOLD_RULES: Dict[str, HoldRule] = {
     'disassemble-v3': HoldRule(grasp_offset=(-0.02, 0.0, 0.01), xy_radius=0.02,
                                min_opening=0.0, max_opening=0.6, height_band=0.05),
     # Protocol: drag the plate pressing on it 6.5 cm in front of its centre while the hand is
-    # within 1 cm of that point in x-y, else go 10 cm above it and come down again.
+    # within 1 cm of that point in x-y, else go 10 cm above it and come down again. The
+    # gripper stays open and plays no part: the opening bounds admit any opening (0..1).
     'plate-slide-back-v3': HoldRule(grasp_offset=(0.0, -0.065, 0.025), xy_radius=0.03,
                                     min_opening=0.0, max_opening=2.0, height_band=0.04,
                                     snap_xy=True),
