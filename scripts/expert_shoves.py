@@ -42,6 +42,7 @@ def run_episode(task, expert, seed, sigma, every):
 
 
 def main(argv=None):
+    """Parse `argv`, run both experts on the seeds and print one line each; exit status."""
     from hybrid_vla_ros.sim.mt50_experts import HOLD_RULES
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('task', help='an mt50 task with a revised expert')
