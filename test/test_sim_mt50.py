@@ -284,6 +284,39 @@ def test_revised_plate_slide_back_expert_keeps_dragging_where_the_protocol_exper
     assert succeeded and len(held) > 10 and lifted > 0
 
 
+def test_revised_pick_out_of_hole_expert_lifts_a_puck_held_low_where_the_protocol_descends():
+    # On its own episodes the protocol expert grasps within 1 cm of the puck's grasp point and
+    # the revision changes nothing; a grasp a policy closed can hold the puck 1.1 cm low,
+    # where the protocol says "descend" at every step of the lift (data/mt50_dagger9).
+    held, succeeded = _revised_against_protocol('pick-out-of-hole', seed=0, steps=200)
+    assert succeeded and len(held) > 10
+    for protocol_action, revised_action in held:
+        np.testing.assert_allclose(revised_action, protocol_action, atol=1e-6)
+    from hybrid_vla_ros.sim.mt50_experts import make_expert
+    _, low_grasp = _lifted_pick_out_of_hole_state(seed=0)
+    low_grasp[6] -= 0.015                               # the puck 1.5 cm lower in the fingers
+    with warnings.catch_warnings():                     # Meta-World warns when its gain saturates
+        warnings.simplefilter('ignore')
+        protocol = make_expert('pick-out-of-hole-v3', 'protocol').get_action(low_grasp)
+        revised = make_expert('pick-out-of-hole-v3', 'revised').get_action(low_grasp)
+    assert protocol[2] < -0.2 and revised[2] > 0.2      # descends with the puck / lifts it
+
+
+def _lifted_pick_out_of_hole_state(seed):
+    """Run the protocol expert until it has lifted the puck 3 cm; (step, (39,) state)."""
+    env = make_env('mt50', 'pick-out-of-hole', seed=seed, cameras=[])
+    try:
+        obs = env.reset(seed)
+        start = obs.state[6]
+        for step in range(200):
+            if obs.state[6] > start + 0.03:
+                return step, np.array(obs.state, dtype=np.float64)
+            obs, _, _ = env.step(env.expert_action(obs))
+        raise AssertionError('the protocol expert did not lift the puck')
+    finally:
+        env.close()
+
+
 def test_expert_shoves_script_runs_both_experts_and_names_the_revised_tasks():
     # scripts/expert_shoves.py backs docs/mt50.md's shove figures for plate-slide-back.
     script = [sys.executable, f'{REPO}/scripts/expert_shoves.py']
@@ -295,7 +328,8 @@ def test_expert_shoves_script_runs_both_experts_and_names_the_revised_tasks():
     assert all('success 2/2' in line for line in lines), lines
     r = subprocess.run(script + ['soccer'], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and 'Traceback' not in r.stderr
-    assert 'soccer: no revised expert; tasks with one: disassemble, plate-slide-back' in r.stderr
+    assert ('soccer: no revised expert; tasks with one: disassemble, pick-out-of-hole, '
+            'plate-slide-back') in r.stderr
 
 
 def test_collect_with_the_revised_expert_records_which_expert_labelled(tmp_path):

@@ -6,8 +6,8 @@ same policy except where its labels are known to contradict themselves in states
 policy visits; it exists only to label training data (``hybrid-vla collect --expert
 revised``), never to score anything. A revision is a `HoldRule`: once the object is
 held, keep to the protocol expert's post-grasp target instead of switching back at its
-threshold. The rules (`HOLD_RULES`; docs/mt50.md, "Revised labels for disassemble" and
-"Revised labels for plate-slide-back"):
+threshold. The rules (`HOLD_RULES`; docs/mt50.md, "Revised labels for disassemble", "...
+for plate-slide-back" and "... for pick-out-of-hole"):
 
 - **disassemble**: Meta-World's expert descends onto the wrench handle until the hand is
   within 3 cm of its grasp point in height, then lifts. A closed grasp sits 2.7-3.1 cm
@@ -23,6 +23,12 @@ threshold. The rules (`HOLD_RULES`; docs/mt50.md, "Revised labels for disassembl
   "go up" there too. The revision keeps dragging while the hand is within 3 cm of the
   pressing point in x-y and within the protocol's own 4 cm in height (the plate moved
   under the hand, `HoldRule.snap_xy`).
+- **pick-out-of-hole**: Meta-World's expert descends while the hand is more than 1 cm from
+  the puck's grasp point in height and lifts within it. A grasp a policy closes can hold
+  the puck 1.1 cm low in the fingers; there the label is "descend" at every step of the
+  lift, since hand and puck move together. The revision lifts once the fingers are closed
+  on the puck (opening 0.35-0.55); while they close it keeps the protocol's wobble, so on
+  the expert's own episodes nothing changes.
 
 Meta-World is imported when an expert is built, not when this module is.
 """
@@ -80,6 +86,13 @@ HOLD_RULES: Dict[str, HoldRule] = {
     'plate-slide-back-v3': HoldRule(grasp_offset=(0.0, -0.065, 0.025), xy_radius=0.03,
                                     min_opening=0.0, max_opening=2.0, height_band=0.04,
                                     snap_xy=True),
+    # Protocol: descend while the hand is more than 1 cm from the puck's grasp point in
+    # height, lift within it. Fingers closed on the puck open 0.41-0.45 (on nothing 0.30);
+    # a grasp a policy closed can hold the puck 1.1 cm low, where the protocol says
+    # "descend" at every step of the lift. Above 0.55 (fingers still closing) the
+    # protocol's own descend/lift wobble is kept: it is what closes them.
+    'pick-out-of-hole-v3': HoldRule(grasp_offset=(0.0, 0.0, 0.02), xy_radius=0.02,
+                                    min_opening=0.35, max_opening=0.55, height_band=0.03),
 }
 
 
