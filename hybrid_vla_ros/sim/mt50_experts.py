@@ -7,7 +7,7 @@ policy visits; it exists only to label training data (``hybrid-vla collect --exp
 revised``), never to score anything. A revision is a `HoldRule`: once the object is
 held, keep to the protocol expert's post-grasp target instead of switching back at its
 threshold. The rules (`HOLD_RULES`; docs/mt50.md, "Revised labels for disassemble", "...
-for plate-slide-back" and "... for pick-out-of-hole"):
+for plate-slide-back" and "... for pick-out-of-hole and basketball"):
 
 - **disassemble**: Meta-World's expert descends onto the wrench handle until the hand is
   within 3 cm of its grasp point in height, then lifts. A closed grasp sits 2.7-3.1 cm
@@ -25,10 +25,15 @@ for plate-slide-back" and "... for pick-out-of-hole"):
   under the hand, `HoldRule.snap_xy`).
 - **pick-out-of-hole**: Meta-World's expert descends while the hand is more than 1 cm from
   the puck's grasp point in height and lifts within it. A grasp a policy closes can hold
-  the puck 1.1 cm low in the fingers; there the label is "descend" at every step of the
+  the puck 1.4 cm low in the fingers; there the label is "descend" at every step of the
   lift, since hand and puck move together. The revision lifts once the fingers are closed
   on the puck (opening 0.35-0.55); while they close it keeps the protocol's wobble, so on
   the expert's own episodes nothing changes.
+- **basketball**: Meta-World's expert lifts once the hand is within 2.5 cm of the ball's
+  grasp point in height; its own grasps settle 2.4-3.2 cm off, so it presses the ball into
+  the table until the fingers squeeze it within the gate, and a policy's grasp 2.5-3 cm off
+  gets "descend" through the whole lift and carry. The revision lifts within 3 cm once the
+  fingers are closed on the ball (opening 0.4-0.66).
 
 Meta-World is imported when an expert is built, not when this module is.
 """
@@ -88,11 +93,17 @@ HOLD_RULES: Dict[str, HoldRule] = {
                                     snap_xy=True),
     # Protocol: descend while the hand is more than 1 cm from the puck's grasp point in
     # height, lift within it. Fingers closed on the puck open 0.41-0.45 (on nothing 0.30);
-    # a grasp a policy closed can hold the puck 1.1 cm low, where the protocol says
+    # a grasp a policy closed can hold the puck 1.4 cm low, where the protocol says
     # "descend" at every step of the lift. Above 0.55 (fingers still closing) the
     # protocol's own descend/lift wobble is kept: it is what closes them.
     'pick-out-of-hole-v3': HoldRule(grasp_offset=(0.0, 0.0, 0.02), xy_radius=0.02,
                                     min_opening=0.35, max_opening=0.55, height_band=0.03),
+    # Protocol: descend while the hand is more than 2.5 cm from the ball's grasp point in
+    # height, lift within it. Fingers closed on the ball open 0.58-0.65 (on nothing 0.30);
+    # its own grasps settle 2.4-3.2 cm off and a policy's 2.5-3 cm off, where the label is
+    # "descend" at every step of the lift and the carry to the hoop.
+    'basketball-v3': HoldRule(grasp_offset=(0.0, 0.0, 0.01), xy_radius=0.04,
+                              min_opening=0.4, max_opening=0.66, height_band=0.03),
 }
 
 
