@@ -2,8 +2,8 @@
 # Reproduce the MT50 policy (models/mt50) from scratch, the way the shipped checkpoint was
 # made: collect the scripted experts of all 50 Meta-World v3 tasks (50 episodes per task,
 # seeds 0-49), 75 more episodes (seeds 50-124) of the fourteen tasks stage 3 adds and 75
-# more (seeds 125-199) of the ten tasks stage 6 adds, train the nine stages
-# (config/train/mt50_stage{1,...,9}.yaml, each starting from the previous one's best
+# more (seeds 125-199) of the ten tasks stage 6 adds, train the ten stages
+# (config/train/mt50_stage{1,...,10}.yaml, each starting from the previous one's best
 # weights; stage 4 reads instruction paraphrases, stage 5 switches the language input to
 # per-token states, stage 6 averages the weights, stage 7 adds 20 episodes of each of
 # sixteen tasks driven by the stage-6 policy and labelled by the expert: DAgger, seeds
@@ -12,7 +12,10 @@
 # drives, seeds 400-599, labelled by the revised expert; the protocol expert's disassemble
 # episodes are left out) and adds 40 stage-7-driven, expert-labelled episodes of each of
 # nineteen tasks (seeds 600-639), stage 9 adds 40 stage-8-driven, expert-labelled
-# episodes of each of thirteen tasks (seeds 700-739), export, evaluate by
+# episodes of each of thirteen tasks (seeds 700-739), stage 10 adds 40 stage-9-driven,
+# expert-labelled episodes of each of twelve tasks (seeds 800-839) and relabels
+# plate-slide-back (the revised expert's own 100 episodes, seeds 0-99, and 40 the stage-9
+# policy drives, seeds 800-839; the protocol-labelled ones are left out), export, evaluate by
 # the published protocol (50 episodes per task from seed 1000, training and held-out
 # phrasings beside the expert).
 # `make train-mt50` runs this and prints how long each part took.
@@ -29,7 +32,7 @@ DATA=${DATA:-data/mt50}
 EXTRA=${EXTRA:-data/mt50_extra}
 EXTRA2=${EXTRA2:-data/mt50_extra2}
 DAGGER=${DAGGER:-data/mt50_dagger}
-# Stages 8 and 9 weight episodes by their bag paths (config/train/mt50_stage8.yaml: the
+# Stages 8 to 10 weight episodes by their bag paths (config/train/mt50_stage8.yaml: the
 # protocol expert's disassemble under */mt50/*, */mt50_extra/*, */mt50_extra2/*, the
 # revised expert's under */mt50_revised/*), so DATA, EXTRA and EXTRA2 keep their default
 # directory names here; a rule that matches no bag stops the stage with its index.
@@ -37,6 +40,9 @@ REVISED=data/mt50_revised
 REVISED_DAGGER=data/mt50_revised_dagger7
 DAGGER8=data/mt50_dagger7
 DAGGER9=data/mt50_dagger8
+DAGGER10=data/mt50_dagger9
+REVISED_PSB=data/mt50_revised_psb
+REVISED_PSB_DAGGER=data/mt50_revised_psb_dagger9
 RUN=${RUN:-runs/mt50}
 MODEL=${MODEL:-models/mt50}
 EVAL_EPISODES=${EVAL_EPISODES:-50}
@@ -61,12 +67,16 @@ DAGGER8_TASKS="bin-picking reach-wall reach soccer door-lock peg-insert-side pus
 # episodes of them, labelled by the expert.
 DAGGER9_TASKS="soccer peg-insert-side plate-slide-back push-back bin-picking reach door-lock
  box-close shelf-place pick-place-wall lever-pull handle-pull hand-insert"
+# The weak tasks of the stage-9 protocol run; stage 10 trains on the stage-9 policy's own
+# episodes of them, labelled by the expert (pick-out-of-hole's at weight 0 there).
+DAGGER10_TASKS="soccer peg-insert-side box-close basketball door-lock handle-pull-side
+ push-back shelf-place lever-pull reach hand-insert pick-out-of-hole"
 
 stamp() { date +%s; }
 minutes() { echo $(( ($2 - $1) / 60 )); }
 
 # train STAGE DATA...: run (or resume) one stage into $RUN/stageN, starting from $MODEL
-# for stages 2 to 9, then copy its best weights to $MODEL for the next stage.
+# for stages 2 to 10, then copy its best weights to $MODEL for the next stage.
 train_stage() {
   local stage=$1; shift
   local out="$RUN/stage$stage" config="config/train/mt50_stage$stage.yaml"
@@ -105,6 +115,8 @@ $BIN/hybrid-vla collect --suite mt50 --episodes 75 --seed 125 --out "$EXTRA2" \
   --workers "$WORKERS" --tasks $EXTRA2_TASKS
 $BIN/hybrid-vla collect --suite mt50 --episodes 200 --seed 0 --out "$REVISED" \
   --workers "$WORKERS" --expert revised --tasks disassemble
+$BIN/hybrid-vla collect --suite mt50 --episodes 100 --seed 0 --out "$REVISED_PSB" \
+  --workers "$WORKERS" --expert revised --tasks plate-slide-back
 T1=$(stamp)
 train_stage 1 "$DATA"
 train_stage 2 "$DATA"
@@ -119,6 +131,10 @@ dagger_collect 8 "$DAGGER8" 600 "$DAGGER8_TASKS" 40 protocol
 train_stage 8 "$DATA" "$EXTRA" "$EXTRA2" "$REVISED" "$REVISED_DAGGER" "$DAGGER8"
 dagger_collect 9 "$DAGGER9" 700 "$DAGGER9_TASKS" 40 protocol
 train_stage 9 "$DATA" "$EXTRA" "$EXTRA2" "$REVISED" "$REVISED_DAGGER" "$DAGGER8" "$DAGGER9"
+dagger_collect 10 "$DAGGER10" 800 "$DAGGER10_TASKS" 40 protocol
+dagger_collect 10 "$REVISED_PSB_DAGGER" 800 plate-slide-back 40 revised
+train_stage 10 "$DATA" "$EXTRA" "$EXTRA2" "$REVISED" "$REVISED_DAGGER" "$DAGGER8" "$DAGGER9" \
+  "$DAGGER10" "$REVISED_PSB" "$REVISED_PSB_DAGGER"
 T2=$(stamp)
 $BIN/hybrid-vla export --checkpoint "$MODEL"
 T3=$(stamp)

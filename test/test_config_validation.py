@@ -172,10 +172,18 @@ def test_ema_decay_out_of_range_is_named(tmp_path):
     weights = {(w.task, w.path): w.weight for w in stage8.data.episode_weights}
     assert weights[('disassemble', '*/mt50/*')] == 0 and weights[(None, '*/mt50_revised/*')] == 2
     assert stage8.optim.epochs == 0.5 and stage8.model == stage7.model
-    # Stage 9 (shipped) is stage 8's recipe over more data: the same weights through base:.
+    # Stage 9 is stage 8's recipe over more data: the same weights through base:.
     stage9 = load_train_config(f'{REPO}/config/train/mt50_stage9.yaml')
     assert stage9.data.episode_weights == stage8.data.episode_weights
     assert stage9.optim == stage8.optim and stage9.model == stage8.model
+    # Stage 10 (shipped) keeps stage 8's four rules (a base: list replaces, so it restates
+    # them) and labels plate-slide-back by the revised expert only.
+    stage10 = load_train_config(f'{REPO}/config/train/mt50_stage10.yaml')
+    assert stage10.data.episode_weights[:4] == stage8.data.episode_weights
+    weights = {(w.task, w.path): w.weight for w in stage10.data.episode_weights}
+    assert weights[('plate-slide-back', '*/mt50/*')] == 0
+    assert weights[('pick-out-of-hole', '*/mt50_dagger9/*')] == 0
+    assert stage10.optim == stage9.optim and stage10.model == stage9.model
 
 
 @pytest.mark.parametrize('path', sorted(Path(REPO, 'config', 'train').rglob('*.yaml')),
