@@ -7,7 +7,8 @@ policy visits; it exists only to label training data (``hybrid-vla collect --exp
 revised``), never to score anything. A revision is a `HoldRule`: once the object is
 held, keep to the protocol expert's post-grasp target instead of switching back at its
 threshold. The rules (`HOLD_RULES`; docs/mt50.md, "Revised labels for disassemble", "...
-for plate-slide-back" and "... for pick-out-of-hole and basketball"):
+for plate-slide-back", "... for pick-out-of-hole" and "... for basketball, peg-insert-side
+and bin-picking"):
 
 - **disassemble**: Meta-World's expert descends onto the wrench handle until the hand is
   within 3 cm of its grasp point in height, then lifts. A closed grasp sits 2.7-3.1 cm
@@ -34,6 +35,10 @@ for plate-slide-back" and "... for pick-out-of-hole and basketball"):
   the table until the fingers squeeze it within the gate, and a policy's grasp 2.5-3 cm off
   gets "descend" through the whole lift and carry. The revision lifts within 3 cm once the
   fingers are closed on the ball (opening 0.4-0.66).
+- **peg-insert-side** and **bin-picking**: the same gate, 2.5 cm above the peg and 1 cm
+  from the cube's grasp point, with the expert's own grasps settling at it (2.4-2.5 cm and
+  1.0 cm): a grasp a millimetre further off gets "descend" (bin-picking: and "open" beyond
+  2 cm) through the lift. The revisions lift within 4 cm / 3 cm once the fingers are closed.
 
 Meta-World is imported when an expert is built, not when this module is.
 """
@@ -104,6 +109,17 @@ HOLD_RULES: Dict[str, HoldRule] = {
     # "descend" at every step of the lift and the carry to the hoop.
     'basketball-v3': HoldRule(grasp_offset=(0.0, 0.0, 0.01), xy_radius=0.04,
                               min_opening=0.4, max_opening=0.66, height_band=0.03),
+    # Protocol: descend while the hand is more than 2.5 cm above the peg in height, lift
+    # within it; its own grasps settle 2.4-2.5 cm above, so a policy's grasp a millimetre
+    # lower gets "descend" through the whole carry. Fingers closed on the peg open 0.28-0.33
+    # (the same as on nothing: the 4 cm x-y / height bounds keep the rule at the peg).
+    'peg-insert-side-v3': HoldRule(grasp_offset=(0.0, 0.0, 0.0), xy_radius=0.04,
+                                   min_opening=0.0, max_opening=0.35, height_band=0.04),
+    # Protocol: descend while the hand is more than 1 cm from the cube's grasp point (3 cm
+    # above its centre) in height, and open the fingers (-1) beyond 2 cm; its own grasps
+    # settle 1.0 cm off. Fingers closed on the cube open 0.45-0.49.
+    'bin-picking-v3': HoldRule(grasp_offset=(0.0, 0.0, 0.03), xy_radius=0.02,
+                               min_opening=0.38, max_opening=0.55, height_band=0.03),
 }
 
 
