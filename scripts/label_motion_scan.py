@@ -53,11 +53,14 @@ def opposed_steps(proprio: np.ndarray, actions: np.ndarray) -> np.ndarray:
 
 
 def main() -> int:
-    """Print one row per task and axis: the opposed share in each bag directory."""
+    """Print per task the opposed share per axis and the rising-closed counts, one column
+    per bag directory; exit status."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('dirs', nargs='+', help='collection directories (one bag per episode)')
     parser.add_argument('--tasks', nargs='*', help='only these tasks (default: all found)')
     args = parser.parse_args()
+    from hybrid_vla_ros.data.bag import read_custom_data
+    from hybrid_vla_ros.data.discovery import find_bags
     from hybrid_vla_ros.data.episode import load_episode
     from hybrid_vla_ros.data.topic_map import load_topic_map
     topic_map = load_topic_map(REPO / 'config' / 'data' / 'mt50.yaml')
@@ -68,15 +71,14 @@ def main() -> int:
         if not root.is_dir():
             print(f'{directory}: not a directory of bags', file=sys.stderr)
             return 2
-        for bag in sorted(p for p in root.iterdir() if (p / 'metadata.yaml').is_file()):
-            task = bag.name.rsplit('_', 1)[0]
-            if args.tasks and task not in args.tasks:
+        for bag in find_bags([root])[0]:
+            meta = read_custom_data(bag)     # task and outcome without decoding the bag
+            task = meta.get('hybrid_vla.task')
+            if (args.tasks and task not in args.tasks) or meta.get('hybrid_vla.success') != 'true':
                 continue
             with warnings.catch_warnings():
                 warnings.simplefilter('ignore')
                 episode = load_episode(bag, topic_map)
-            if episode.metadata.get('hybrid_vla.success') != 'true':
-                continue
             counts[(task, root.name)] += opposed_steps(episode.proprio, episode.actions)
             rising[(task, root.name)] += rising_closed_steps(episode.proprio, episode.actions)
     names = [Path(d).name for d in args.dirs]

@@ -293,7 +293,7 @@ def test_revised_pick_out_of_hole_expert_lifts_a_puck_held_low_where_the_protoco
     for protocol_action, revised_action in held:
         np.testing.assert_allclose(revised_action, protocol_action, atol=1e-6)
     from hybrid_vla_ros.sim.mt50_experts import make_expert
-    _, low_grasp = _lifted_pick_out_of_hole_state(seed=0)
+    low_grasp = _lifted_pick_out_of_hole_state(seed=0)
     low_grasp[6] -= 0.015                               # the puck 1.5 cm lower in the fingers
     with warnings.catch_warnings():                     # Meta-World warns when its gain saturates
         warnings.simplefilter('ignore')
@@ -319,14 +319,14 @@ def test_revised_expert_lifts_the_held_object_where_the_protocol_presses_down(ta
 
 
 def _lifted_pick_out_of_hole_state(seed):
-    """Run the protocol expert until it has lifted the puck 3 cm; (step, (39,) state)."""
+    """Run the protocol expert until it has lifted the puck 3 cm; its (39,) state then."""
     env = make_env('mt50', 'pick-out-of-hole', seed=seed, cameras=[])
     try:
         obs = env.reset(seed)
         start = obs.state[6]
-        for step in range(200):
+        for _ in range(200):
             if obs.state[6] > start + 0.03:
-                return step, np.array(obs.state, dtype=np.float64)
+                return np.array(obs.state, dtype=np.float64)
             obs, _, _ = env.step(env.expert_action(obs))
         raise AssertionError('the protocol expert did not lift the puck')
     finally:
