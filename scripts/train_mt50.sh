@@ -2,8 +2,8 @@
 # Reproduce the MT50 policy (models/mt50) from scratch, the way the shipped checkpoint was
 # made: collect the scripted experts of all 50 Meta-World v3 tasks (50 episodes per task,
 # seeds 0-49), 75 more episodes (seeds 50-124) of the fourteen tasks stage 3 adds and 75
-# more (seeds 125-199) of the ten tasks stage 6 adds, train the ten stages
-# (config/train/mt50_stage{1,...,10}.yaml, each starting from the previous one's best
+# more (seeds 125-199) of the ten tasks stage 6 adds, train the eleven stages
+# (config/train/mt50_stage{1,...,11}.yaml, each starting from the previous one's best
 # weights; stage 4 reads instruction paraphrases, stage 5 switches the language input to
 # per-token states, stage 6 averages the weights, stage 7 adds 20 episodes of each of
 # sixteen tasks driven by the stage-6 policy and labelled by the expert: DAgger, seeds
@@ -15,8 +15,11 @@
 # episodes of each of thirteen tasks (seeds 700-739), stage 10 adds 40 stage-9-driven,
 # expert-labelled episodes of each of twelve tasks (seeds 800-839) and relabels
 # plate-slide-back (the revised expert's own 100 episodes, seeds 0-99, and 40 the stage-9
-# policy drives, seeds 800-839; the protocol-labelled ones are left out), export, evaluate by
-# the published protocol (50 episodes per task from seed 1000, training and held-out
+# policy drives, seeds 800-839; the protocol-labelled ones are left out), stage 11 relabels
+# pick-out-of-hole (the 40 stage-9-driven episodes, seeds 800-839, labelled by the revised
+# expert) and basketball (the revised expert's own 125 episodes, seeds 0-124, and 40 the
+# stage-9 policy drives, seeds 800-839; the protocol-labelled ones are left out), export,
+# evaluate by the published protocol (50 episodes per task from seed 1000, training and held-out
 # phrasings beside the expert).
 # `make train-mt50` runs this and prints how long each part took.
 #
@@ -32,7 +35,7 @@ DATA=${DATA:-data/mt50}
 EXTRA=${EXTRA:-data/mt50_extra}
 EXTRA2=${EXTRA2:-data/mt50_extra2}
 DAGGER=${DAGGER:-data/mt50_dagger}
-# Stages 8 to 10 weight episodes by their bag paths (config/train/mt50_stage8.yaml: the
+# Stages 8 to 11 weight episodes by their bag paths (config/train/mt50_stage8.yaml: the
 # protocol expert's disassemble under */mt50/*, */mt50_extra/*, */mt50_extra2/*, the
 # revised expert's under */mt50_revised/*), so DATA, EXTRA and EXTRA2 keep their default
 # directory names here; a rule that matches no bag stops the stage with its index.
@@ -43,6 +46,9 @@ DAGGER9=data/mt50_dagger8
 DAGGER10=data/mt50_dagger9
 REVISED_PSB=data/mt50_revised_psb
 REVISED_PSB_DAGGER=data/mt50_revised_psb_dagger9
+REVISED_POOH_DAGGER=data/mt50_revised_pooh_dagger9
+REVISED_BB=data/mt50_revised_bb
+REVISED_BB_DAGGER=data/mt50_revised_bb_dagger9
 RUN=${RUN:-runs/mt50}
 MODEL=${MODEL:-models/mt50}
 EVAL_EPISODES=${EVAL_EPISODES:-50}
@@ -76,7 +82,7 @@ stamp() { date +%s; }
 minutes() { echo $(( ($2 - $1) / 60 )); }
 
 # train STAGE DATA...: run (or resume) one stage into $RUN/stageN, starting from $MODEL
-# for stages 2 to 10, then copy its best weights to $MODEL for the next stage.
+# for stages 2 to 11, then copy its best weights to $MODEL for the next stage.
 train_stage() {
   local stage=$1; shift
   local out="$RUN/stage$stage" config="config/train/mt50_stage$stage.yaml"
@@ -89,19 +95,19 @@ train_stage() {
   cp "$out/best/config.yaml" "$out/best/model.safetensors" "$MODEL/"
 }
 
-# dagger_collect STAGE OUT SEED TASKS EPISODES EXPERT: the weights in $MODEL (the previous
-# stage's) drive EPISODES episodes of each task while the scripted expert EXPERT (protocol
-# or revised) labels every state (DAgger). Only before STAGE starts: once it has, $MODEL
-# may already hold newer weights, and the collection finished before the stage began (bags
-# already recorded are skipped on a rerun).
+# dagger_collect STAGE OUT SEED TASKS EPISODES EXPERT [DRIVER]: the weights in DRIVER
+# (default $MODEL, the previous stage's) drive EPISODES episodes of each task while the
+# scripted expert EXPERT (protocol or revised) labels every state (DAgger). Only before
+# STAGE starts: once it has, $MODEL may already hold newer weights, and the collection
+# finished before the stage began (bags already recorded are skipped on a rerun).
 dagger_collect() {
-  local stage=$1 out=$2 seed=$3 tasks=$4 episodes=$5 expert=$6
+  local stage=$1 out=$2 seed=$3 tasks=$4 episodes=$5 expert=$6 driver=${7:-$MODEL}
   if [ -e "$RUN/stage$stage/last" ]; then return; fi
-  echo "== DAgger episodes for stage $stage: $out"
-  $BIN/hybrid-vla export --checkpoint "$MODEL"
+  echo "== DAgger episodes for stage $stage: $out (driven by $driver)"
+  $BIN/hybrid-vla export --checkpoint "$driver"
   # shellcheck disable=SC2086  # the task list is meant to split into words
   $BIN/hybrid-vla collect --suite mt50 --episodes "$episodes" --seed "$seed" --out "$out" \
-    --workers "$WORKERS" --policy "$MODEL" --policy-share 1.0 --expert "$expert" \
+    --workers "$WORKERS" --policy "$driver" --policy-share 1.0 --expert "$expert" \
     --tasks $tasks
 }
 
@@ -117,6 +123,8 @@ $BIN/hybrid-vla collect --suite mt50 --episodes 200 --seed 0 --out "$REVISED" \
   --workers "$WORKERS" --expert revised --tasks disassemble
 $BIN/hybrid-vla collect --suite mt50 --episodes 100 --seed 0 --out "$REVISED_PSB" \
   --workers "$WORKERS" --expert revised --tasks plate-slide-back
+$BIN/hybrid-vla collect --suite mt50 --episodes 125 --seed 0 --out "$REVISED_BB" \
+  --workers "$WORKERS" --expert revised --tasks basketball
 T1=$(stamp)
 train_stage 1 "$DATA"
 train_stage 2 "$DATA"
@@ -135,6 +143,13 @@ dagger_collect 10 "$DAGGER10" 800 "$DAGGER10_TASKS" 40 protocol
 dagger_collect 10 "$REVISED_PSB_DAGGER" 800 plate-slide-back 40 revised
 train_stage 10 "$DATA" "$EXTRA" "$EXTRA2" "$REVISED" "$REVISED_DAGGER" "$DAGGER8" "$DAGGER9" \
   "$DAGGER10" "$REVISED_PSB" "$REVISED_PSB_DAGGER"
+# Stage 11's relabelled episodes were driven by the stage-9 policy (the one stage 10's
+# DAgger round ran), not stage 10's: the same trajectories as $DAGGER10's, new labels.
+dagger_collect 11 "$REVISED_POOH_DAGGER" 800 pick-out-of-hole 40 revised "$RUN/stage9/best"
+dagger_collect 11 "$REVISED_BB_DAGGER" 800 basketball 40 revised "$RUN/stage9/best"
+train_stage 11 "$DATA" "$EXTRA" "$EXTRA2" "$REVISED" "$REVISED_DAGGER" "$DAGGER8" "$DAGGER9" \
+  "$DAGGER10" "$REVISED_PSB" "$REVISED_PSB_DAGGER" "$REVISED_POOH_DAGGER" "$REVISED_BB" \
+  "$REVISED_BB_DAGGER"
 T2=$(stamp)
 $BIN/hybrid-vla export --checkpoint "$MODEL"
 T3=$(stamp)

@@ -184,6 +184,14 @@ def test_ema_decay_out_of_range_is_named(tmp_path):
     assert weights[('plate-slide-back', '*/mt50/*')] == 0
     assert weights[('pick-out-of-hole', '*/mt50_dagger9/*')] == 0
     assert stage10.optim == stage9.optim and stage10.model == stage9.model
+    # Stage 11 (shipped) keeps stage 10's rules, labels basketball by the revised expert
+    # only and trains a quarter epoch.
+    stage11 = load_train_config(f'{REPO}/config/train/mt50_stage11.yaml')
+    assert stage11.data.episode_weights[:8] == stage10.data.episode_weights
+    weights = {(w.task, w.path): w.weight for w in stage11.data.episode_weights}
+    assert all(weights[('basketball', p)] == 0 for p in
+               ('*/mt50/*', '*/mt50_extra2/*', '*/mt50_dagger7/*', '*/mt50_dagger9/*'))
+    assert stage11.optim.epochs == 0.25 and stage11.model == stage10.model
 
 
 @pytest.mark.parametrize('path', sorted(Path(REPO, 'config', 'train').rglob('*.yaml')),
