@@ -2,8 +2,8 @@
 # Reproduce the MT50 policy (models/mt50) from scratch, the way the shipped checkpoint was
 # made: collect the scripted experts of all 50 Meta-World v3 tasks (50 episodes per task,
 # seeds 0-49), 75 more episodes (seeds 50-124) of the fourteen tasks stage 3 adds and 75
-# more (seeds 125-199) of the ten tasks stage 6 adds, train the eleven stages
-# (config/train/mt50_stage{1,...,11}.yaml, each starting from the previous one's best
+# more (seeds 125-199) of the ten tasks stage 6 adds, train the twelve stages
+# (config/train/mt50_stage{1,...,12}.yaml, each starting from the previous one's best
 # weights; stage 4 reads instruction paraphrases, stage 5 switches the language input to
 # per-token states, stage 6 averages the weights, stage 7 adds 20 episodes of each of
 # sixteen tasks driven by the stage-6 policy and labelled by the expert: DAgger, seeds
@@ -18,7 +18,10 @@
 # policy drives, seeds 800-839; the protocol-labelled ones are left out), stage 11 relabels
 # pick-out-of-hole (the 40 stage-9-driven episodes, seeds 800-839, labelled by the revised
 # expert) and basketball (the revised expert's own 125 episodes, seeds 0-124, and 40 the
-# stage-9 policy drives, seeds 800-839; the protocol-labelled ones are left out), export,
+# stage-9 policy drives, seeds 800-839; the protocol-labelled ones are left out), stage 12
+# relabels peg-insert-side (the revised expert's own 200 episodes, seeds 0-199, the 40
+# stage-9-driven ones and 40 the stage-11 policy drives, seeds 900-939) and adds 40
+# stage-11-driven, expert-labelled episodes of each of four tasks (seeds 900-939), export,
 # evaluate by the published protocol (50 episodes per task from seed 1000, training and held-out
 # phrasings beside the expert).
 # `make train-mt50` runs this and prints how long each part took.
@@ -35,7 +38,7 @@ DATA=${DATA:-data/mt50}
 EXTRA=${EXTRA:-data/mt50_extra}
 EXTRA2=${EXTRA2:-data/mt50_extra2}
 DAGGER=${DAGGER:-data/mt50_dagger}
-# Stages 8 to 11 weight episodes by their bag paths (config/train/mt50_stage8.yaml: the
+# Stages 8 to 12 weight episodes by their bag paths (config/train/mt50_stage8.yaml: the
 # protocol expert's disassemble under */mt50/*, */mt50_extra/*, */mt50_extra2/*, the
 # revised expert's under */mt50_revised/*), so DATA, EXTRA and EXTRA2 keep their default
 # directory names here; a rule that matches no bag stops the stage with its index.
@@ -49,6 +52,10 @@ REVISED_PSB_DAGGER=data/mt50_revised_psb_dagger9
 REVISED_POOH_DAGGER=data/mt50_revised_pooh_dagger9
 REVISED_BB=data/mt50_revised_bb
 REVISED_BB_DAGGER=data/mt50_revised_bb_dagger9
+REVISED_GRASP=data/mt50_revised_grasp
+REVISED_PEG_DAGGER9=data/mt50_revised_peg_dagger9
+REVISED_PEG_DAGGER11=data/mt50_revised_peg_dagger11
+DAGGER12=data/mt50_dagger11
 RUN=${RUN:-runs/mt50}
 MODEL=${MODEL:-models/mt50}
 EVAL_EPISODES=${EVAL_EPISODES:-50}
@@ -82,7 +89,7 @@ stamp() { date +%s; }
 minutes() { echo $(( ($2 - $1) / 60 )); }
 
 # train STAGE DATA...: run (or resume) one stage into $RUN/stageN, starting from $MODEL
-# for stages 2 to 11, then copy its best weights to $MODEL for the next stage.
+# for stages 2 to 12, then copy its best weights to $MODEL for the next stage.
 train_stage() {
   local stage=$1; shift
   local out="$RUN/stage$stage" config="config/train/mt50_stage$stage.yaml"
@@ -125,6 +132,9 @@ $BIN/hybrid-vla collect --suite mt50 --episodes 100 --seed 0 --out "$REVISED_PSB
   --workers "$WORKERS" --expert revised --tasks plate-slide-back
 $BIN/hybrid-vla collect --suite mt50 --episodes 125 --seed 0 --out "$REVISED_BB" \
   --workers "$WORKERS" --expert revised --tasks basketball
+# bin-picking's episodes here stay out of training (weight 0 in mt50_stage12.yaml).
+$BIN/hybrid-vla collect --suite mt50 --episodes 200 --seed 0 --out "$REVISED_GRASP" \
+  --workers "$WORKERS" --expert revised --tasks peg-insert-side bin-picking
 T1=$(stamp)
 train_stage 1 "$DATA"
 train_stage 2 "$DATA"
@@ -150,6 +160,16 @@ dagger_collect 11 "$REVISED_BB_DAGGER" 800 basketball 40 revised "$RUN/stage9/be
 train_stage 11 "$DATA" "$EXTRA" "$EXTRA2" "$REVISED" "$REVISED_DAGGER" "$DAGGER8" "$DAGGER9" \
   "$DAGGER10" "$REVISED_PSB" "$REVISED_PSB_DAGGER" "$REVISED_POOH_DAGGER" "$REVISED_BB" \
   "$REVISED_BB_DAGGER"
+# The weak tasks of the stage-11 protocol run; stage 12 trains on the stage-11 policy's
+# own episodes of them, peg-insert-side labelled by the revised expert (and its
+# stage-9-driven trajectories relabelled), the others by the protocol's.
+dagger_collect 12 "$REVISED_PEG_DAGGER9" 800 peg-insert-side 40 revised "$RUN/stage9/best"
+dagger_collect 12 "$REVISED_PEG_DAGGER11" 900 peg-insert-side 40 revised
+dagger_collect 12 "$DAGGER12" 900 "handle-pull-side push-back soccer lever-pull" 40 protocol
+train_stage 12 "$DATA" "$EXTRA" "$EXTRA2" "$REVISED" "$REVISED_DAGGER" "$DAGGER8" "$DAGGER9" \
+  "$DAGGER10" "$REVISED_PSB" "$REVISED_PSB_DAGGER" "$REVISED_POOH_DAGGER" "$REVISED_BB" \
+  "$REVISED_BB_DAGGER" "$REVISED_GRASP" "$REVISED_PEG_DAGGER9" "$REVISED_PEG_DAGGER11" \
+  "$DAGGER12"
 T2=$(stamp)
 $BIN/hybrid-vla export --checkpoint "$MODEL"
 T3=$(stamp)

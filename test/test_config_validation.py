@@ -192,6 +192,16 @@ def test_ema_decay_out_of_range_is_named(tmp_path):
     assert all(weights[('basketball', p)] == 0 for p in
                ('*/mt50/*', '*/mt50_extra2/*', '*/mt50_dagger7/*', '*/mt50_dagger9/*'))
     assert stage11.optim.epochs == 0.25 and stage11.model == stage10.model
+    # Stage 12 (shipped) keeps stage 11's rules and labels peg-insert-side by the revised
+    # expert only; bin-picking's revised episodes stay out.
+    stage12 = load_train_config(f'{REPO}/config/train/mt50_stage12.yaml')
+    assert stage12.data.episode_weights[:12] == stage11.data.episode_weights
+    weights = {(w.task, w.path): w.weight for w in stage12.data.episode_weights}
+    assert all(weights[('peg-insert-side', p)] == 0 for p in
+               ('*/mt50/*', '*/mt50_extra/*', '*/mt50_extra2/*', '*/mt50_dagger7/*',
+                '*/mt50_dagger8/*', '*/mt50_dagger9/*'))
+    assert weights[('bin-picking', '*/mt50_revised_grasp/*')] == 0
+    assert stage12.optim == stage11.optim and stage12.model == stage11.model
 
 
 @pytest.mark.parametrize('path', sorted(Path(REPO, 'config', 'train').rglob('*.yaml')),
