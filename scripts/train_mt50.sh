@@ -146,30 +146,30 @@ dagger_collect 7 "$DAGGER" 300 "$DAGGER_TASKS" 20 protocol
 train_stage 7 "$DATA" "$EXTRA" "$EXTRA2" "$DAGGER"
 dagger_collect 8 "$REVISED_DAGGER" 400 disassemble 200 revised
 dagger_collect 8 "$DAGGER8" 600 "$DAGGER8_TASKS" 40 protocol
-train_stage 8 "$DATA" "$EXTRA" "$EXTRA2" "$REVISED" "$REVISED_DAGGER" "$DAGGER8"
+# From stage 8 on, each stage trains on the previous stage's sets and the ones it adds.
+SETS=("$DATA" "$EXTRA" "$EXTRA2" "$REVISED" "$REVISED_DAGGER" "$DAGGER8")
+train_stage 8 "${SETS[@]}"
 dagger_collect 9 "$DAGGER9" 700 "$DAGGER9_TASKS" 40 protocol
-train_stage 9 "$DATA" "$EXTRA" "$EXTRA2" "$REVISED" "$REVISED_DAGGER" "$DAGGER8" "$DAGGER9"
+SETS+=("$DAGGER9")
+train_stage 9 "${SETS[@]}"
 dagger_collect 10 "$DAGGER10" 800 "$DAGGER10_TASKS" 40 protocol
 dagger_collect 10 "$REVISED_PSB_DAGGER" 800 plate-slide-back 40 revised
-train_stage 10 "$DATA" "$EXTRA" "$EXTRA2" "$REVISED" "$REVISED_DAGGER" "$DAGGER8" "$DAGGER9" \
-  "$DAGGER10" "$REVISED_PSB" "$REVISED_PSB_DAGGER"
+SETS+=("$DAGGER10" "$REVISED_PSB" "$REVISED_PSB_DAGGER")
+train_stage 10 "${SETS[@]}"
 # Stage 11's relabelled episodes were driven by the stage-9 policy (the one stage 10's
 # DAgger round ran), not stage 10's: the same trajectories as $DAGGER10's, new labels.
 dagger_collect 11 "$REVISED_POOH_DAGGER" 800 pick-out-of-hole 40 revised "$RUN/stage9/best"
 dagger_collect 11 "$REVISED_BB_DAGGER" 800 basketball 40 revised "$RUN/stage9/best"
-train_stage 11 "$DATA" "$EXTRA" "$EXTRA2" "$REVISED" "$REVISED_DAGGER" "$DAGGER8" "$DAGGER9" \
-  "$DAGGER10" "$REVISED_PSB" "$REVISED_PSB_DAGGER" "$REVISED_POOH_DAGGER" "$REVISED_BB" \
-  "$REVISED_BB_DAGGER"
+SETS+=("$REVISED_POOH_DAGGER" "$REVISED_BB" "$REVISED_BB_DAGGER")
+train_stage 11 "${SETS[@]}"
 # The weak tasks of the stage-11 protocol run; stage 12 trains on the stage-11 policy's
 # own episodes of them, peg-insert-side labelled by the revised expert (and its
 # stage-9-driven trajectories relabelled), the others by the protocol's.
 dagger_collect 12 "$REVISED_PEG_DAGGER9" 800 peg-insert-side 40 revised "$RUN/stage9/best"
 dagger_collect 12 "$REVISED_PEG_DAGGER11" 900 peg-insert-side 40 revised
 dagger_collect 12 "$DAGGER12" 900 "handle-pull-side push-back soccer lever-pull" 40 protocol
-train_stage 12 "$DATA" "$EXTRA" "$EXTRA2" "$REVISED" "$REVISED_DAGGER" "$DAGGER8" "$DAGGER9" \
-  "$DAGGER10" "$REVISED_PSB" "$REVISED_PSB_DAGGER" "$REVISED_POOH_DAGGER" "$REVISED_BB" \
-  "$REVISED_BB_DAGGER" "$REVISED_GRASP" "$REVISED_PEG_DAGGER9" "$REVISED_PEG_DAGGER11" \
-  "$DAGGER12"
+SETS+=("$REVISED_GRASP" "$REVISED_PEG_DAGGER9" "$REVISED_PEG_DAGGER11" "$DAGGER12")
+train_stage 12 "${SETS[@]}"
 T2=$(stamp)
 $BIN/hybrid-vla export --checkpoint "$MODEL"
 T3=$(stamp)
